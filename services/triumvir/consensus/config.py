@@ -1,0 +1,148 @@
+"""How one consensus replica is configured: flags, environment variables and defaults.
+
+Every flag has an environment variable (`TRIUMVIR_` + the flag name in upper case with
+dashes as underscores); a flag given on the command line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+KEY_BYTES_MAX_DEFAULT = 4 * 1024
+VALUE_BYTES_MAX_DEFAULT = 3 * 512 * 1024  # 1.5 MiB
+REQUEST_BYTES_MAX_DEFAULT = 2 * 1024 * 1024
+ENGINES = ("raft", "paxos")
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable has a value the replica cannot start with."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    node_id: int
+    listen: str  # host:port serving clients and peers
+    data_dir: str
+    peers: Mapping[int, str] = field(default_factory=dict)  # id -> host:port, self included
+    join: bool = False  # start with no membership and wait to be added as a learner
+    engine: str = "raft"
+    cluster_id: int = 1
+    advertise: str = ""  # address other members and clients should use; defaults to listen
+    tick_ms: int = 10
+    election_ticks: int = 30
+    heartbeat_ticks: int = 3
+    snapshot_threshold_entries: int = 10_000
+    key_bytes_max: int = KEY_BYTES_MAX_DEFAULT
+    value_bytes_max: int = VALUE_BYTES_MAX_DEFAULT
+    request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT
+    metrics_listen: str = ""  # host:port for Prometheus /metrics; empty = off
+    log_level: str = "info"
+
+    @property
+    def address(self) -> str:
+        return self.advertise or self.listen
+
+
+def parse_peers(text: str) -> dict[int, str]:
+    """`1=127.0.0.1:7001,2=127.0.0.1:7002` -> {1: "127.0.0.1:7001", 2: "127.0.0.1:7002"}."""
+    peers: dict[int, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        node, sep, address = item.partition("=")
+        if not sep or not node.strip().isdigit() or int(node) <= 0 or ":" not in address:
+            raise ConfigError(
+                f"bad peer {item!r}: expected ID=HOST:PORT with a positive integer ID, "
+                "e.g. 1=127.0.0.1:7001"
+            )
+        if int(node) in peers:
+            raise ConfigError(f"peer id {node} is listed twice in {text!r}")
+        peers[int(node)] = address.strip()
+    return peers
+
+
+_FLAGS: tuple[tuple[str, type, object, str], ...] = (
+    ("id", int, None, "this replica's member id (a positive integer)"),
+    ("listen", str, None, "host:port to serve clients and peers on"),
+    ("data-dir", str, None, "directory for the WAL and snapshots"),
+    ("peers", str, "", "the initial members, ID=HOST:PORT,... (this replica included)"),
+    ("join", bool, False, "start empty and wait to be added with MemberAdd"),
+    ("engine", str, "raft", "consensus engine: raft or paxos"),
+    ("cluster-id", int, 1, "peers of a different cluster id are refused"),
+    ("advertise", str, "", "address others should use for this replica (default: --listen)"),
+    ("tick-ms", int, 10, "length of one logical tick in milliseconds"),
+    ("election-ticks", int, 30, "election timeout, in ticks (randomized up to twice this)"),
+    ("heartbeat-ticks", int, 3, "heartbeat interval, in ticks"),
+    ("snapshot-threshold-entries", int, 10_000, "applied entries between snapshots"),
+    ("key-bytes-max", int, KEY_BYTES_MAX_DEFAULT, "largest key accepted"),
+    ("value-bytes-max", int, VALUE_BYTES_MAX_DEFAULT, "largest value accepted"),
+    ("request-bytes-max", int, REQUEST_BYTES_MAX_DEFAULT, "largest request accepted"),
+    ("metrics-listen", str, "", "host:port for Prometheus /metrics (empty: off)"),
+    ("log-level", str, "info", "debug, info, warning or error"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, kind, _default, help_text in _FLAGS:
+        env = "TRIUMVIR_" + name.upper().replace("-", "_")
+        if kind is bool:
+            parser.add_argument(f"--{name}", action="store_true", default=None, help=help_text)
+        else:
+            parser.add_argument(f"--{name}", type=kind, default=None, help=f"{help_text} [{env}]")
+
+
+def from_arguments(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ReplicaConfig:
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, kind, default, _help in _FLAGS:
+        attr = name.replace("-", "_")
+        env = "TRIUMVIR_" + attr.upper()
+        value = getattr(args, attr, None)
+        if value is None and env in environ:
+            raw = environ[env]
+            try:
+                value = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{env}={raw!r} is not a valid {kind.__name__}") from exc
+        if value is None:
+            if default is None:
+                raise ConfigError(f"--{name} (or {env}) is required")
+            value = default
+        values[attr] = value
+    return _validated(values)
+
+
+def _validated(values: dict[str, object]) -> ReplicaConfig:
+    node_id = int(values.pop("id"))  # type: ignore[call-overload]
+    peers = parse_peers(str(values.pop("peers")))
+    if node_id <= 0:
+        raise ConfigError(f"--id must be a positive integer, got {node_id}")
+    if values["engine"] not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {values['engine']!r}")
+    if not values["join"] and node_id not in peers:
+        raise ConfigError(
+            f"--peers must include this replica (id {node_id}) unless --join is given"
+        )
+    for name in (
+        "tick_ms",
+        "election_ticks",
+        "heartbeat_ticks",
+        "snapshot_threshold_entries",
+        "key_bytes_max",
+        "value_bytes_max",
+        "request_bytes_max",
+    ):
+        if int(values[name]) <= 0:  # type: ignore[call-overload]
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    if int(values["heartbeat_ticks"]) >= int(values["election_ticks"]):  # type: ignore[call-overload]
+        raise ConfigError("--heartbeat-ticks must be smaller than --election-ticks")
+    return ReplicaConfig(node_id=node_id, peers=peers, **values)  # type: ignore[arg-type]
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ReplicaConfig:
+    parser = argparse.ArgumentParser(prog="triumvir serve consensus")
+    add_arguments(parser)
+    return from_arguments(parser.parse_args(list(argv)), environ)
