@@ -51,3 +51,9 @@ format: setup
 
 clean:
 	rm -rf $(VENV) services/triumvir/v1 .pytest_cache .ruff_cache
+
+# make bench [BENCH_ARGS="--duration 5 --systems etcd"] — triumvir vs etcd on this machine,
+# side by side; prints the table and the ratio, writes .bench/results.json.
+.PHONY: bench
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -22,6 +22,23 @@ class CorruptLog(StorageError):
     """A record in the middle of the log failed its checksum: refuse to start."""
 
 
+class DecodeError(StorageError):
+    """Bytes that should hold an encoded record do not decode as one."""
+
+
+class CorruptSnapshot(StorageError):
+    """A snapshot file failed its checksum or does not decode."""
+
+
+class LogGap(StorageError):
+    """Entries the replica needs are missing (a WAL segment or the snapshot covering them is
+    gone): starting would silently forget acknowledged data."""
+
+
+class StaleSnapshot(StorageError):
+    """A snapshot no newer than the one already stored was offered."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecoveredState:
     """What a replica restarts from: the latest snapshot, the hard state, and the entries

@@ -1,0 +1,201 @@
+"""`python -m bench.run`: each system, fresh cluster, every concurrency, one table.
+
+Exits non-zero when any requested system could not be measured, so `make bench` fails
+loudly instead of printing a table with a hole in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bench.etcd_cluster import EtcdCluster, EtcdUnavailable
+from bench.loadgen import (
+    EtcdTarget,
+    LeaderNotFound,
+    LoadSpec,
+    PutTarget,
+    TriumvirTarget,
+    find_etcd_leader,
+    find_triumvir_leader,
+    run_load,
+)
+from bench.report import Measurement, SystemReport, format_report, write_json
+from bench.triumvir_cluster import ENGINES, REPO_ROOT, TriumvirCluster, TriumvirUnavailable
+
+SYSTEMS = ("triumvir", "etcd")
+DEFAULT_CONCURRENCY = (1, 16, 64)
+RESULTS_PATH = REPO_ROOT / ".bench" / "results.json"
+CONCURRENCY_LEVELS_MAX = 16
+# Failures that mean "this system could not be measured", as opposed to a bug in the bench.
+SYSTEM_FAILURES = (TriumvirUnavailable, EtcdUnavailable, LeaderNotFound, OSError)
+
+
+LeaderFinder = Callable[[], Awaitable[str]]
+TargetOpener = Callable[[str], PutTarget]
+
+
+class Cluster(Protocol):
+    name: str
+
+    @property
+    def endpoints(self) -> tuple[str, ...]: ...
+
+    def peak_mib_per_replica(self) -> tuple[float, ...]: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    duration_s: float
+    warmup_s: float
+    concurrency: tuple[int, ...]
+    systems: tuple[str, ...]
+    engine: str
+    output: Path
+
+    def specs(self) -> tuple[LoadSpec, ...]:
+        return tuple(LoadSpec(c, self.duration_s, self.warmup_s) for c in self.concurrency)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "duration_s": self.duration_s,
+            "warmup_s": self.warmup_s,
+            "concurrency": list(self.concurrency),
+            "systems": list(self.systems),
+            "engine": self.engine,
+            "value_bytes": LoadSpec(1, 1.0, 0.0).value_bytes,
+            "started_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from err
+    if not values or len(values) > CONCURRENCY_LEVELS_MAX:
+        raise argparse.ArgumentTypeError(f"give 1..{CONCURRENCY_LEVELS_MAX} concurrency levels")
+    return values
+
+
+def _system_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in SYSTEMS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"systems must be among {','.join(SYSTEMS)}")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BenchSettings:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per C")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--concurrency", type=_int_list, default=DEFAULT_CONCURRENCY, help="e.g. 1,16,64"
+    )
+    parser.add_argument("--systems", type=_system_list, default=SYSTEMS, help="triumvir,etcd")
+    parser.add_argument("--engine", choices=ENGINES, default="raft", help="triumvir engine")
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="results JSON path")
+    args = parser.parse_args(argv)
+    settings = BenchSettings(
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        concurrency=args.concurrency,
+        systems=args.systems,
+        engine=args.engine,
+        output=args.output,
+    )
+    try:
+        settings.specs()
+    except ValueError as err:
+        parser.error(str(err))
+    return settings
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _measure(
+    cluster: Cluster,
+    find_leader: LeaderFinder,
+    open_target: TargetOpener,
+    specs: Sequence[LoadSpec],
+    sink: list[Measurement],
+) -> None:
+    """Runs every spec against the leader; results land in `sink` as they complete."""
+    leader = await find_leader()
+    _progress(f"{cluster.name}: leader at {leader}")
+    target = open_target(leader)
+    try:
+        for spec in specs:
+            result = await run_load(target, spec)
+            sink.append(Measurement(result, cluster.peak_mib_per_replica()))
+            _progress(
+                f"{cluster.name} C={spec.concurrency}: {result.throughput_ops_s:,.0f} ops/s, "
+                f"p50 {result.latency_ms_p50:.2f} ms, p99 {result.latency_ms_p99:.2f} ms, "
+                f"{result.errors} errors"
+            )
+    finally:
+        await target.close()
+
+
+def _triumvir_plan(engine: str) -> tuple[Cluster, LeaderFinder, TargetOpener]:
+    cluster = TriumvirCluster(engine)
+
+    async def find_leader() -> str:
+        return await find_triumvir_leader(cluster.endpoints, cluster.addresses)
+
+    return cluster, find_leader, TriumvirTarget
+
+
+def _etcd_plan() -> tuple[Cluster, LeaderFinder, TargetOpener]:
+    cluster = EtcdCluster()
+
+    async def find_leader() -> str:
+        return await find_etcd_leader(cluster.endpoints)
+
+    return cluster, find_leader, EtcdTarget
+
+
+def bench_system(name: str, settings: BenchSettings) -> SystemReport:
+    """One fresh cluster for `name`, reused across every concurrency level."""
+    measurements: list[Measurement] = []
+    if name == "triumvir":
+        cluster, find_leader, open_target = _triumvir_plan(settings.engine)
+    else:
+        cluster, find_leader, open_target = _etcd_plan()
+    _progress(f"{name}: starting a 3-member cluster")
+    try:
+        cluster.start()
+        try:
+            asyncio.run(_measure(cluster, find_leader, open_target, settings.specs(), measurements))
+        finally:
+            cluster.stop()
+    except SYSTEM_FAILURES as err:
+        _progress(f"{name}: NOT MEASURED\n{err}")
+        return SystemReport(name, tuple(measurements), failure=str(err) or type(err).__name__)
+    return SystemReport(name, tuple(measurements))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    reports = [bench_system(name, settings) for name in settings.systems]
+    print(format_report(reports), end="", flush=True)
+    path = write_json(settings.output, reports, settings.as_json())
+    print(f"\nresults written to {path}")
+    return 1 if any(r.failure for r in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

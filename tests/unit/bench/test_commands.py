@@ -1,0 +1,66 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.etcd_cluster import EtcdMember, member_command
+from bench.run import DEFAULT_CONCURRENCY, RESULTS_PATH, SYSTEMS, parse_args
+from bench.triumvir_cluster import replica_command
+
+
+def test_etcd_member_runs_on_loopback_with_fsync_on():
+    member = EtcdMember("m2", 22379, 22380)
+    cmd = member_command(Path("/usr/bin/etcd"), member, "m1=a,m2=b,m3=c", "tok", Path("/d/m2"))
+    args = dict(zip(cmd[1::2], cmd[2::2], strict=True))
+    assert args["--name"] == "m2"
+    assert args["--data-dir"] == "/d/m2"
+    assert args["--listen-client-urls"] == "http://127.0.0.1:22379"
+    assert args["--listen-peer-urls"] == "http://127.0.0.1:22380"
+    assert args["--initial-cluster"] == "m1=a,m2=b,m3=c"
+    assert not [a for a in cmd if "unsafe" in a]
+
+
+def test_triumvir_replica_command_names_every_peer():
+    addresses = {3: "127.0.0.1:7003", 1: "127.0.0.1:7001", 2: "127.0.0.1:7002"}
+    cmd = replica_command(2, addresses, Path("/tmp/x/2"), "raft")
+    assert cmd[:5] == [sys.executable, "-m", "triumvir_client.cli", "serve", "consensus"]
+    args = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert args == {
+        "--id": "2",
+        "--listen": "127.0.0.1:7002",
+        "--peers": "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003",
+        "--data-dir": "/tmp/x/2",
+        "--engine": "raft",
+    }
+
+
+def test_run_defaults_match_the_workload():
+    settings = parse_args([])
+    assert settings.concurrency == DEFAULT_CONCURRENCY == (1, 16, 64)
+    assert settings.systems == SYSTEMS
+    assert (settings.duration_s, settings.warmup_s) == (10.0, 2.0)
+    assert settings.output == RESULTS_PATH
+    assert [s.concurrency for s in settings.specs()] == [1, 16, 64]
+
+
+def test_run_arguments_are_parsed():
+    settings = parse_args(
+        ["--duration", "5", "--warmup", "1", "--concurrency", "4,8", "--systems", "etcd"]
+    )
+    assert settings.concurrency == (4, 8)
+    assert settings.systems == ("etcd",)
+    assert settings.specs()[1].duration_s == 5.0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--systems", "zookeeper"],
+        ["--concurrency", "a,b"],
+        ["--concurrency", "0"],
+        ["--engine", "x"],
+    ],
+)
+def test_bad_arguments_are_rejected(argv):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
