@@ -1,0 +1,86 @@
+"""What every triumvir gRPC server has: bounded messages, health, reflection, graceful stop.
+
+`build_server` makes a grpc.aio server with the limits set; `serve_until_signalled` runs it
+until SIGTERM or SIGINT and then stops it with a grace period, so in-flight calls finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from triumvir.common.logging import get_logger
+
+STOP_GRACE_S = 5.0
+OVERALL = ""  # the health check service name that means "the whole server"
+
+
+def build_server(
+    *, request_bytes_max: int, response_bytes_max: int = 64 * 1024 * 1024
+) -> grpc.aio.Server:
+    return grpc.aio.server(
+        options=(
+            ("grpc.max_receive_message_length", request_bytes_max),
+            ("grpc.max_send_message_length", response_bytes_max),
+            ("grpc.so_reuseport", 0),
+        )
+    )
+
+
+class Health:
+    """gRPC health, one status for the whole server and one per public service."""
+
+    def __init__(self, server: grpc.aio.Server, service_names: Iterable[str]) -> None:
+        self._servicer = health_aio.HealthServicer()
+        self._names = (OVERALL, *service_names)
+        health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
+        self._serving: bool | None = None
+
+    async def set_serving(self, serving: bool) -> None:
+        if serving == self._serving:
+            return
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._names:
+            await self._servicer.set(name, status)
+
+
+def enable_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
+    names = (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+
+
+async def serve_until_signalled(
+    server: grpc.aio.Server,
+    listen: str,
+    *,
+    on_started: Callable[[], Awaitable[None]] | None = None,
+    on_stopped: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    log = get_logger(listen=listen)
+    if server.add_insecure_port(listen) == 0:
+        raise OSError(f"cannot listen on {listen}: address in use or not valid")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if on_started is not None:
+        await on_started()
+    log.info("serving")
+    await stop.wait()
+    log.info("stopping", grace_s=STOP_GRACE_S)
+    await server.stop(STOP_GRACE_S)
+    if on_stopped is not None:
+        await on_stopped()
+    log.info("stopped")

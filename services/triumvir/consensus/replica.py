@@ -1,0 +1,404 @@
+"""One consensus replica, assembled: storage, core, state machine, transport and driver.
+
+This is the domain API the gRPC servicers call. Writes become replicated commands;
+linearizable reads wait for a ReadIndex barrier and then read the local state machine.
+Errors are domain errors; the servicers turn them into gRPC statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from triumvir.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    error_from_code,
+)
+from triumvir.common.logging import get_logger
+from triumvir.common.status import code_name
+from triumvir.consensus import validation
+from triumvir.consensus.config import ReplicaConfig
+from triumvir.consensus.driver import Driver
+from triumvir.consensus.kv.machine import KVStateMachine
+from triumvir.consensus.raft.config import RaftConfig
+from triumvir.consensus.raft.core import RaftCore, Role
+from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState, Entry
+from triumvir.consensus.raft_wire import message_to_proto
+from triumvir.consensus.storage.file_storage import FileStorage
+from triumvir.consensus.transport import PeerTransport
+from triumvir.consensus.watch_hub import WatchHub
+from triumvir.v1 import (
+    cluster_pb2,
+    command_pb2,
+    common_pb2,
+    kv_pb2,
+    lease_pb2,
+    maintenance_pb2,
+    raft_pb2,
+    raft_pb2_grpc,
+)
+
+LEASE_CHECK_TICKS = 10
+SNAPSHOT_CHUNK_BYTES = 1024 * 1024
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _open_raft_stream(channel: Any, messages: AsyncIterator[Any]) -> Any:
+    return await raft_pb2_grpc.RaftStub(channel).Stream(messages)
+
+
+class Replica:
+    def __init__(self, config: ReplicaConfig) -> None:
+        self.config = config
+        self.limits = validation.Limits(
+            key_bytes_max=config.key_bytes_max,
+            value_bytes_max=config.value_bytes_max,
+            request_bytes_max=config.request_bytes_max,
+        )
+        self.machine = KVStateMachine()
+        self.hub = WatchHub(self.machine)
+        self._log = get_logger(node_id=config.node_id)
+        self._transport: PeerTransport[raft_pb2.RaftMessage] = PeerTransport(
+            config.node_id, config.peers, _open_raft_stream
+        )
+        self.driver: Driver | None = None
+        self._expiring: set[int] = set()
+        self._ticks = 0
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        storage = FileStorage(self.config.data_dir)
+        recovered = await asyncio.get_running_loop().run_in_executor(None, storage.load)
+        if recovered.snapshot is not None:
+            self.machine.restore(recovered.snapshot.data)
+        fresh = recovered.snapshot is None and not recovered.entries
+        conf = None
+        if fresh and not self.config.join:
+            conf = ConfState(
+                voters=frozenset(self.config.peers),
+                contexts=tuple(
+                    (member, address.encode())
+                    for member, address in sorted(self.config.peers.items())
+                ),
+            )
+        core = RaftCore(
+            RaftConfig(
+                node_id=self.config.node_id,
+                election_ticks=self.config.election_ticks,
+                heartbeat_ticks=self.config.heartbeat_ticks,
+                snapshot_threshold_entries=self.config.snapshot_threshold_entries,
+            ),
+            random.Random(),
+            conf=conf,
+            hard_state=recovered.hard_state,
+            snapshot=recovered.snapshot,
+            entries=recovered.entries,
+        )
+        cluster_id = self.config.cluster_id
+        self.driver = Driver(
+            core=core,
+            storage=storage,
+            machine=self.machine,
+            send=lambda message: self._transport.send(
+                message.dst, message_to_proto(message, cluster_id)
+            ),
+            tick_s=self.config.tick_ms / 1000,
+            address_of=self.address_of,
+            on_membership=self._on_membership,
+            on_apply=self._on_apply,
+            on_tick=self._on_tick,
+        )
+        self._on_membership(core.conf)
+        self.driver.start()
+        self._log.info(
+            "replica started",
+            term=core.term,
+            commit=core.commit_index,
+            members=sorted(core.conf.members()),
+            restored_snapshot=recovered.snapshot is not None,
+        )
+
+    async def stop(self) -> None:
+        if self.driver is not None:
+            await self.driver.stop()
+        await self._transport.close()
+        self.hub.close()
+
+    # ---- callbacks from the driver ---------------------------------------------------
+
+    def _on_membership(self, conf: ConfState) -> None:
+        for member_id, context in conf.contexts:
+            if member_id != self.config.node_id and context:
+                self._transport.set_address(member_id, context.decode())
+        for member_id in set(self._transport.addresses()) - conf.members():
+            if conf.members():
+                self._transport.forget(member_id)
+
+    def _on_apply(self, entry: Entry, result: Any) -> None:
+        if result is not None and result.events:
+            self.hub.publish(result.events)
+
+    def _on_tick(self) -> None:
+        self._ticks += 1
+        if self._ticks % LEASE_CHECK_TICKS or self.driver is None:
+            return
+        if self.driver.core.role is not Role.LEADER:
+            self._expiring.clear()
+            return
+        expired = [lease for lease in self.machine.expired(now_ms()) if lease not in self._expiring]
+        if expired:
+            self._expiring.update(expired)
+            asyncio.get_running_loop().create_task(self._expire(expired))
+
+    async def _expire(self, ids: list[int]) -> None:
+        command = command_pb2.Command(
+            leader_time_ms=now_ms(), lease_expire=command_pb2.LeaseExpire(ids=ids)
+        )
+        try:
+            await self._propose(command)
+        except Exception as exc:  # the next check proposes again
+            self._log.debug("lease expiry not replicated", error=str(exc))
+        finally:
+            self._expiring.difference_update(ids)
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def address_of(self, member_id: int) -> str:
+        if member_id == self.config.node_id:
+            return self.config.address
+        return self._transport.address_of(member_id)
+
+    @property
+    def core(self) -> RaftCore:
+        assert self.driver is not None, "replica not started"
+        return self.driver.core
+
+    def header(self, revision: int | None = None) -> common_pb2.ResponseHeader:
+        core = self.core
+        return common_pb2.ResponseHeader(
+            member_id=self.config.node_id,
+            term=core.term,
+            revision=self.machine.revision if revision is None else revision,
+            leader_id=core.leader_id,
+        )
+
+    async def _propose(self, command: command_pb2.Command) -> Any:
+        assert self.driver is not None
+        applied = await self.driver.propose(command.SerializeToString())
+        outcome = applied.result
+        if outcome.WhichOneof("result") == "error":
+            raise error_from_code(code_name(outcome.error.code), outcome.error.message)
+        return applied
+
+    async def _barrier(self, serializable: bool) -> None:
+        if not serializable:
+            assert self.driver is not None
+            await self.driver.read_barrier()
+
+    # ---- KV ----------------------------------------------------------------------------
+
+    async def put(self, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
+        validation.check_put(request, self.limits)
+        applied = await self._propose(
+            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), put=request)
+        )
+        response = kv_pb2.PutResponse()
+        response.CopyFrom(applied.result.put)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    async def range(self, request: kv_pb2.RangeRequest) -> kv_pb2.RangeResponse:
+        validation.check_range_request(request, self.limits)
+        await self._barrier(request.serializable)
+        response = self.machine.range(request)
+        response.header.CopyFrom(self.header())
+        return response
+
+    async def delete_range(self, request: kv_pb2.DeleteRangeRequest) -> kv_pb2.DeleteRangeResponse:
+        validation.check_delete(request, self.limits)
+        applied = await self._propose(
+            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), delete_range=request)
+        )
+        response = kv_pb2.DeleteRangeResponse()
+        response.CopyFrom(applied.result.delete_range)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    async def txn(self, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
+        validation.check_txn(request, self.limits)
+        applied = await self._propose(
+            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), txn=request)
+        )
+        response = kv_pb2.TxnResponse()
+        response.CopyFrom(applied.result.txn)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    async def compact(self, request: kv_pb2.CompactionRequest) -> kv_pb2.CompactionResponse:
+        if request.revision <= 0:
+            raise InvalidArgument(f"compaction revision must be positive, got {request.revision}")
+        applied = await self._propose(
+            command_pb2.Command(leader_time_ms=now_ms(), compaction=request)
+        )
+        response = kv_pb2.CompactionResponse()
+        response.CopyFrom(applied.result.compaction)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    # ---- leases ------------------------------------------------------------------------
+
+    async def lease_grant(
+        self, request: lease_pb2.LeaseGrantRequest
+    ) -> lease_pb2.LeaseGrantResponse:
+        validation.check_ttl(request)
+        applied = await self._propose(
+            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), lease_grant=request)
+        )
+        response = lease_pb2.LeaseGrantResponse()
+        response.CopyFrom(applied.result.lease_grant)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    async def lease_revoke(
+        self, request: lease_pb2.LeaseRevokeRequest
+    ) -> lease_pb2.LeaseRevokeResponse:
+        applied = await self._propose(
+            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), lease_revoke=request)
+        )
+        response = lease_pb2.LeaseRevokeResponse()
+        response.CopyFrom(applied.result.lease_revoke)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    async def lease_keep_alive(
+        self, request: lease_pb2.LeaseKeepAliveRequest
+    ) -> lease_pb2.LeaseKeepAliveResponse:
+        applied = await self._propose(
+            command_pb2.Command(leader_time_ms=now_ms(), lease_keep_alive=request)
+        )
+        response = lease_pb2.LeaseKeepAliveResponse()
+        response.CopyFrom(applied.result.lease_keep_alive)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
+    async def lease_time_to_live(
+        self, request: lease_pb2.LeaseTimeToLiveRequest
+    ) -> lease_pb2.LeaseTimeToLiveResponse:
+        await self._barrier(serializable=False)
+        response = self.machine.lease_time_to_live(request, now_ms())
+        response.header.CopyFrom(self.header())
+        return response
+
+    async def leases(self, request: lease_pb2.LeaseLeasesRequest) -> lease_pb2.LeaseLeasesResponse:
+        await self._barrier(serializable=False)
+        response = self.machine.leases()
+        response.header.CopyFrom(self.header())
+        return response
+
+    # ---- cluster -----------------------------------------------------------------------
+
+    def members(self) -> list[cluster_pb2.Member]:
+        conf = self.core.conf
+        contexts = dict(conf.contexts)
+        members = []
+        for member_id in sorted(conf.members()):
+            address = self.address_of(member_id) or contexts.get(member_id, b"").decode()
+            members.append(
+                common_pb2.Member(
+                    id=member_id,
+                    name=f"member-{member_id}",
+                    peer_urls=[address] if address else [],
+                    client_urls=[address] if address else [],
+                    is_learner=member_id in conf.learners,
+                )
+            )
+        return members
+
+    async def member_add(self, request: cluster_pb2.MemberAddRequest) -> common_pb2.Member:
+        if not request.peer_urls:
+            raise InvalidArgument("peer_urls is empty; give the new member's host:port")
+        address = request.peer_urls[0]
+        if ":" not in address:
+            raise InvalidArgument(f"peer url {address!r} is not host:port")
+        members = self.core.conf.members()
+        member_id = request.id or (max(members, default=0) + 1)
+        if member_id in members:
+            raise FailedPrecondition(f"member {member_id} is already in the group")
+        assert self.driver is not None
+        await self.driver.change_membership(
+            ConfChange(ConfChangeKind.ADD_LEARNER, member_id, address.encode())
+        )
+        return common_pb2.Member(
+            id=member_id,
+            name=request.name or f"member-{member_id}",
+            peer_urls=[address],
+            client_urls=[address],
+            is_learner=True,
+        )
+
+    async def member_promote(self, member_id: int) -> None:
+        conf = self.core.conf
+        if member_id not in conf.members():
+            raise NotFound(f"member {member_id} is not in the group")
+        if member_id not in conf.learners:
+            raise FailedPrecondition(f"member {member_id} is already a voter")
+        assert self.driver is not None
+        await self.driver.change_membership(ConfChange(ConfChangeKind.PROMOTE, member_id))
+
+    async def member_remove(self, member_id: int) -> None:
+        conf = self.core.conf
+        if member_id not in conf.members():
+            raise NotFound(f"member {member_id} is not in the group")
+        if conf.voters == {member_id}:
+            raise FailedPrecondition(
+                f"member {member_id} is the last voter; add and promote another member first"
+            )
+        assert self.driver is not None
+        await self.driver.change_membership(ConfChange(ConfChangeKind.REMOVE, member_id))
+
+    async def transfer_leader(self, target: int) -> None:
+        conf = self.core.conf
+        if target not in conf.members():
+            raise NotFound(f"member {target} is not in the group")
+        if target in conf.learners:
+            raise FailedPrecondition(f"member {target} is a learner and cannot lead")
+        assert self.driver is not None
+        await self.driver.transfer_leader(target)
+
+    # ---- maintenance -------------------------------------------------------------------
+
+    async def snapshot_chunks(self) -> AsyncIterator[maintenance_pb2.SnapshotResponse]:
+        import hashlib
+
+        await self._barrier(serializable=False)
+        data = self.machine.snapshot()
+        digest = hashlib.sha256(data).digest()
+        header = self.header()
+        for offset in range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES):
+            blob = data[offset : offset + SNAPSHOT_CHUNK_BYTES]
+            remaining = len(data) - offset - len(blob)
+            response = maintenance_pb2.SnapshotResponse(
+                header=header, remaining_bytes=remaining, blob=blob
+            )
+            if remaining == 0:
+                response.sha256 = digest
+            yield response
+
+    async def hash(self, request: maintenance_pb2.HashRequest) -> maintenance_pb2.HashResponse:
+        await self._barrier(serializable=True)
+        value, compact_revision, revision = self.machine.hash(request.revision)
+        return maintenance_pb2.HashResponse(
+            header=self.header(),
+            hash=value,
+            compact_revision=compact_revision,
+            revision=revision,
+        )

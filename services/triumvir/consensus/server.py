@@ -1,0 +1,97 @@
+"""`triumvir serve consensus`: one replica's gRPC server, public and peer services on one port."""
+
+from __future__ import annotations
+
+import asyncio
+
+from triumvir.common import bootstrap
+from triumvir.common.logging import configure, get_logger
+from triumvir.consensus.config import ReplicaConfig
+from triumvir.consensus.replica import Replica
+from triumvir.consensus.servicers import (
+    ClusterServicer,
+    Forwarder,
+    KVServicer,
+    LeaseServicer,
+    MaintenanceServicer,
+    RaftPeerServicer,
+    WatchServicer,
+)
+from triumvir.v1 import (
+    cluster_pb2,
+    cluster_pb2_grpc,
+    kv_pb2,
+    kv_pb2_grpc,
+    lease_pb2,
+    lease_pb2_grpc,
+    maintenance_pb2,
+    maintenance_pb2_grpc,
+    raft_pb2,
+    raft_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
+)
+
+PUBLIC_SERVICES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (kv_pb2, "KV"),
+        (watch_pb2, "Watch"),
+        (lease_pb2, "Lease"),
+        (cluster_pb2, "Cluster"),
+        (maintenance_pb2, "Maintenance"),
+    )
+)
+PEER_SERVICE = raft_pb2.DESCRIPTOR.services_by_name["Raft"].full_name
+HEALTH_REFRESH_S = 0.1
+
+
+async def run(config: ReplicaConfig) -> None:
+    log = get_logger(node_id=config.node_id)
+    replica = Replica(config)
+    await replica.start()
+    forwarder = Forwarder()
+    server = bootstrap.build_server(request_bytes_max=config.request_bytes_max)
+    kv_pb2_grpc.add_KVServicer_to_server(KVServicer(replica, forwarder), server)
+    watch_pb2_grpc.add_WatchServicer_to_server(WatchServicer(replica), server)
+    lease_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(replica, forwarder), server)
+    cluster_pb2_grpc.add_ClusterServicer_to_server(
+        ClusterServicer(replica, forwarder, config.engine), server
+    )
+    maintenance_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(replica), server)
+    raft_pb2_grpc.add_RaftServicer_to_server(RaftPeerServicer(replica), server)
+    health = bootstrap.Health(server, PUBLIC_SERVICES)
+    bootstrap.enable_reflection(server, (*PUBLIC_SERVICES, PEER_SERVICE))
+    await health.set_serving(False)
+
+    async def track_health() -> None:
+        # SERVING only while this replica is a member of a group that has a leader.
+        while True:
+            assert replica.driver is not None
+            await health.set_serving(replica.driver.has_leader())
+            await asyncio.sleep(HEALTH_REFRESH_S)
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def started() -> None:
+        tasks.append(asyncio.get_running_loop().create_task(track_health()))
+
+    async def stopped() -> None:
+        for task in tasks:
+            task.cancel()
+        await forwarder.close()
+        await replica.stop()
+
+    try:
+        await bootstrap.serve_until_signalled(
+            server, config.listen, on_started=started, on_stopped=stopped
+        )
+    except BaseException:
+        log.exception("replica stopped on an error")
+        await replica.stop()
+        raise
+
+
+def serve(config: ReplicaConfig) -> None:
+    configure(config.log_level)
+    asyncio.run(run(config))

@@ -1,0 +1,509 @@
+"""Thin gRPC servicers: protobuf in, a call on the Replica, protobuf out.
+
+No protocol logic here. Domain errors become statuses in one place (`_guard`). A write
+that lands on a follower is forwarded once to the leader; if that is impossible the
+client gets UNAVAILABLE with the leader's address in the error details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from triumvir.common.errors import (
+    Compacted,
+    DeadlineExceeded,
+    InvalidArgument,
+    TriumvirError,
+    Unavailable,
+)
+from triumvir.common.logging import get_logger
+from triumvir.common.status import to_status
+from triumvir.consensus.raft.core import Role
+from triumvir.consensus.raft_wire import message_from_proto
+from triumvir.consensus.replica import Replica
+from triumvir.consensus.watch_hub import WatcherOverflow
+from triumvir.v1 import (
+    cluster_pb2,
+    cluster_pb2_grpc,
+    kv_pb2,
+    kv_pb2_grpc,
+    lease_pb2,
+    lease_pb2_grpc,
+    maintenance_pb2_grpc,
+    raft_pb2,
+    raft_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
+)
+
+# A write with no client deadline still gets an answer: past this its outcome is unknown.
+WRITE_TIMEOUT_S_DEFAULT = 10.0
+FORWARDED_HEADER = "triumvir-forwarded"
+WATCHERS_PER_STREAM_MAX = 1024
+VERSION = "0.1.0"
+
+T = TypeVar("T")
+_ROLES = {
+    Role.FOLLOWER: cluster_pb2.StatusResponse.FOLLOWER,
+    Role.PRE_CANDIDATE: cluster_pb2.StatusResponse.PRE_CANDIDATE,
+    Role.CANDIDATE: cluster_pb2.StatusResponse.CANDIDATE,
+    Role.LEADER: cluster_pb2.StatusResponse.LEADER,
+}
+
+
+class Forwarder:
+    """Sends a write on to the leader once, reusing one channel per leader address."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def call(
+        self, address: str, method: str, request: Any, response_type: Any, timeout: float
+    ) -> Any:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address)
+            self._channels[address] = channel
+        call = channel.unary_unary(
+            method,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        return await call(request, timeout=timeout, metadata=((FORWARDED_HEADER, "1"),))
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+
+def _time_left(context: grpc.aio.ServicerContext) -> float:
+    remaining = context.time_remaining()
+    if remaining is None:
+        return WRITE_TIMEOUT_S_DEFAULT
+    if remaining <= 0:
+        raise DeadlineExceeded("the request's deadline had already passed when it arrived")
+    return min(remaining, WRITE_TIMEOUT_S_DEFAULT)
+
+
+async def _guard(
+    context: grpc.aio.ServicerContext,
+    work: Callable[[], Awaitable[T]],
+    *,
+    forward: tuple[Forwarder, str, Any, Any] | None = None,
+) -> T:
+    """Run `work` with a bounded wait, forwarding to the leader when this replica is not it."""
+    try:
+        timeout = _time_left(context)
+        try:
+            return await asyncio.wait_for(work(), timeout)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"no answer within {timeout:.1f}s; the outcome is unknown — retry with the "
+                "same request tag to apply it at most once"
+            ) from exc
+        except Unavailable as exc:
+            already = any(key == FORWARDED_HEADER for key, _ in context.invocation_metadata() or ())
+            if forward is None or already or not exc.leader_address:
+                raise
+            forwarder, method, request, response_type = forward
+            try:
+                return await forwarder.call(
+                    exc.leader_address, method, request, response_type, _time_left(context)
+                )
+            except grpc.aio.AioRpcError as rpc_error:
+                await context.abort(rpc_error.code(), rpc_error.details() or "")
+                raise AssertionError("unreachable") from rpc_error
+    except TriumvirError as exc:
+        await context.abort_with_status(to_status(exc))
+        raise AssertionError("unreachable") from exc
+
+
+class KVServicer(kv_pb2_grpc.KVServicer):
+    def __init__(self, replica: Replica, forwarder: Forwarder) -> None:
+        self._replica = replica
+        self._forwarder = forwarder
+
+    async def Put(self, request, context):
+        return await _guard(
+            context,
+            lambda: self._replica.put(request),
+            forward=(self._forwarder, "/triumvir.v1.KV/Put", request, kv_pb2.PutResponse),
+        )
+
+    async def Range(self, request, context):
+        return await _guard(context, lambda: self._replica.range(request))
+
+    async def DeleteRange(self, request, context):
+        return await _guard(
+            context,
+            lambda: self._replica.delete_range(request),
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.KV/DeleteRange",
+                request,
+                kv_pb2.DeleteRangeResponse,
+            ),
+        )
+
+    async def Txn(self, request, context):
+        return await _guard(
+            context,
+            lambda: self._replica.txn(request),
+            forward=(self._forwarder, "/triumvir.v1.KV/Txn", request, kv_pb2.TxnResponse),
+        )
+
+    async def Compact(self, request, context):
+        return await _guard(
+            context,
+            lambda: self._replica.compact(request),
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.KV/Compact",
+                request,
+                kv_pb2.CompactionResponse,
+            ),
+        )
+
+
+class LeaseServicer(lease_pb2_grpc.LeaseServicer):
+    def __init__(self, replica: Replica, forwarder: Forwarder) -> None:
+        self._replica = replica
+        self._forwarder = forwarder
+
+    async def Grant(self, request, context):
+        return await _guard(
+            context,
+            lambda: self._replica.lease_grant(request),
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Lease/Grant",
+                request,
+                lease_pb2.LeaseGrantResponse,
+            ),
+        )
+
+    async def Revoke(self, request, context):
+        return await _guard(
+            context,
+            lambda: self._replica.lease_revoke(request),
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Lease/Revoke",
+                request,
+                lease_pb2.LeaseRevokeResponse,
+            ),
+        )
+
+    async def KeepAlive(self, request_iterator, context):
+        async for request in request_iterator:
+            try:
+                response = await asyncio.wait_for(
+                    self._replica.lease_keep_alive(request), WRITE_TIMEOUT_S_DEFAULT
+                )
+            except TimeoutError:
+                continue  # the client sends the next keep-alive; this one's fate is unknown
+            except TriumvirError as exc:
+                await context.abort_with_status(to_status(exc))
+                return
+            yield response
+
+    async def TimeToLive(self, request, context):
+        return await _guard(context, lambda: self._replica.lease_time_to_live(request))
+
+    async def Leases(self, request, context):
+        return await _guard(context, lambda: self._replica.leases(request))
+
+
+class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
+    def __init__(self, replica: Replica, forwarder: Forwarder, engine: str) -> None:
+        self._replica = replica
+        self._forwarder = forwarder
+        self._engine = engine
+
+    async def Status(self, request, context):
+        core = self._replica.core
+        role = _ROLES[core.role]
+        if core.node_id in core.conf.learners:
+            role = cluster_pb2.StatusResponse.LEARNER
+        return cluster_pb2.StatusResponse(
+            header=self._replica.header(),
+            version=VERSION,
+            engine=(
+                cluster_pb2.StatusResponse.PAXOS
+                if self._engine == "paxos"
+                else cluster_pb2.StatusResponse.RAFT
+            ),
+            leader_id=core.leader_id,
+            role=role,
+            raft_term=core.term,
+            commit_index=core.commit_index,
+            applied_index=self._replica.driver.applied_index if self._replica.driver else 0,
+            is_learner=core.node_id in core.conf.learners,
+        )
+
+    async def MemberList(self, request, context):
+        return cluster_pb2.MemberListResponse(
+            header=self._replica.header(), members=self._replica.members()
+        )
+
+    async def MemberAdd(self, request, context):
+        async def add() -> cluster_pb2.MemberAddResponse:
+            member = await self._replica.member_add(request)
+            return cluster_pb2.MemberAddResponse(
+                header=self._replica.header(), member=member, members=self._replica.members()
+            )
+
+        return await _guard(
+            context,
+            add,
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Cluster/MemberAdd",
+                request,
+                cluster_pb2.MemberAddResponse,
+            ),
+        )
+
+    async def MemberPromote(self, request, context):
+        async def promote() -> cluster_pb2.MemberPromoteResponse:
+            await self._replica.member_promote(request.id)
+            return cluster_pb2.MemberPromoteResponse(
+                header=self._replica.header(), members=self._replica.members()
+            )
+
+        return await _guard(
+            context,
+            promote,
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Cluster/MemberPromote",
+                request,
+                cluster_pb2.MemberPromoteResponse,
+            ),
+        )
+
+    async def MemberRemove(self, request, context):
+        async def remove() -> cluster_pb2.MemberRemoveResponse:
+            await self._replica.member_remove(request.id)
+            return cluster_pb2.MemberRemoveResponse(
+                header=self._replica.header(), members=self._replica.members()
+            )
+
+        return await _guard(
+            context,
+            remove,
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Cluster/MemberRemove",
+                request,
+                cluster_pb2.MemberRemoveResponse,
+            ),
+        )
+
+    async def TransferLeader(self, request, context):
+        async def transfer() -> cluster_pb2.TransferLeaderResponse:
+            await self._replica.transfer_leader(request.target_id)
+            return cluster_pb2.TransferLeaderResponse(header=self._replica.header())
+
+        return await _guard(
+            context,
+            transfer,
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Cluster/TransferLeader",
+                request,
+                cluster_pb2.TransferLeaderResponse,
+            ),
+        )
+
+
+class MaintenanceServicer(maintenance_pb2_grpc.MaintenanceServicer):
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+
+    async def Snapshot(self, request, context):
+        try:
+            async for chunk in self._replica.snapshot_chunks():
+                yield chunk
+        except TriumvirError as exc:
+            await context.abort_with_status(to_status(exc))
+
+    async def Hash(self, request, context):
+        return await _guard(context, lambda: self._replica.hash(request))
+
+
+class WatchServicer(watch_pb2_grpc.WatchServicer):
+    """Many watchers share one stream; each pumps its own subscription into the stream."""
+
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+
+    async def Watch(
+        self, request_iterator: AsyncIterator[watch_pb2.WatchRequest], context: Any
+    ) -> AsyncIterator[watch_pb2.WatchResponse]:
+        out: asyncio.Queue[watch_pb2.WatchResponse | None] = asyncio.Queue()
+        pumps: dict[int, asyncio.Task[None]] = {}
+        next_id = 1
+
+        async def read_requests() -> None:
+            nonlocal next_id
+            try:
+                async for request in request_iterator:
+                    kind = request.WhichOneof("request_union")
+                    if kind == "create_request":
+                        create = request.create_request
+                        watch_id = create.watch_id or next_id
+                        next_id = max(next_id, watch_id) + 1
+                        response = self._create(create, watch_id, pumps, out)
+                        out.put_nowait(response)
+                    elif kind == "cancel_request":
+                        watch_id = request.cancel_request.watch_id
+                        task = pumps.pop(watch_id, None)
+                        if task is not None:
+                            task.cancel()
+                        out.put_nowait(
+                            watch_pb2.WatchResponse(
+                                header=self._replica.header(), watch_id=watch_id, canceled=True
+                            )
+                        )
+                    elif kind == "progress_request":
+                        out.put_nowait(
+                            watch_pb2.WatchResponse(header=self._replica.header(), watch_id=-1)
+                        )
+            finally:
+                out.put_nowait(None)
+
+        reader = asyncio.get_running_loop().create_task(read_requests())
+        try:
+            while True:
+                response = await out.get()
+                if response is None:
+                    break
+                yield response
+        finally:
+            reader.cancel()
+            for task in pumps.values():
+                task.cancel()
+
+    def _create(
+        self,
+        create: watch_pb2.WatchCreateRequest,
+        watch_id: int,
+        pumps: dict[int, asyncio.Task[None]],
+        out: asyncio.Queue[watch_pb2.WatchResponse | None],
+    ) -> watch_pb2.WatchResponse:
+        header = self._replica.header()
+        try:
+            if len(pumps) >= WATCHERS_PER_STREAM_MAX:
+                raise InvalidArgument(
+                    f"this stream already has {WATCHERS_PER_STREAM_MAX} watchers; open another"
+                )
+            if watch_id in pumps:
+                raise InvalidArgument(f"watch id {watch_id} is already in use on this stream")
+            if not create.key:
+                raise InvalidArgument("watch key is empty")
+            subscription = self._replica.hub.subscribe(
+                create.key, create.range_end, create.start_revision
+            )
+        except Compacted:
+            return watch_pb2.WatchResponse(
+                header=header,
+                watch_id=watch_id,
+                created=True,
+                canceled=True,
+                compact_revision=self._replica.machine.compact_revision,
+                cancel_reason=(
+                    f"start revision {create.start_revision} has been compacted; the oldest "
+                    f"retained revision is {self._replica.machine.compact_revision + 1}"
+                ),
+            )
+        except TriumvirError as exc:
+            return watch_pb2.WatchResponse(
+                header=header,
+                watch_id=watch_id,
+                created=True,
+                canceled=True,
+                cancel_reason=exc.message,
+            )
+        drop_puts = watch_pb2.WatchCreateRequest.NOPUT in create.filters
+        drop_deletes = watch_pb2.WatchCreateRequest.NODELETE in create.filters
+        hub = self._replica.hub
+
+        async def pump() -> None:
+            try:
+                while True:
+                    first = await subscription.queue.get()
+                    batch = [first]
+                    while not subscription.queue.empty() and len(batch) < 1000:
+                        batch.append(subscription.queue.get_nowait())
+                    events = []
+                    for event in batch:
+                        if event is None:
+                            return
+                        if isinstance(event, WatcherOverflow):
+                            out.put_nowait(
+                                watch_pb2.WatchResponse(
+                                    header=self._replica.header(),
+                                    watch_id=watch_id,
+                                    canceled=True,
+                                    cancel_reason="watcher fell behind; resume from the revision "
+                                    "after the last event received",
+                                )
+                            )
+                            return
+                        if event.type == event.PUT and drop_puts:
+                            continue
+                        if event.type == event.DELETE and drop_deletes:
+                            continue
+                        if not create.prev_kv and event.HasField("prev_kv"):
+                            event = type(event)(type=event.type, kv=event.kv)
+                        events.append(event)
+                    if events:
+                        out.put_nowait(
+                            watch_pb2.WatchResponse(
+                                header=self._replica.header(), watch_id=watch_id, events=events
+                            )
+                        )
+            finally:
+                hub.unsubscribe(subscription)
+
+        pumps[watch_id] = asyncio.get_running_loop().create_task(pump())
+        return watch_pb2.WatchResponse(header=header, watch_id=watch_id, created=True)
+
+
+class RaftPeerServicer(raft_pb2_grpc.RaftServicer):
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+        self._log = get_logger(node_id=replica.config.node_id)
+
+    def _accept(self, message: raft_pb2.RaftMessage) -> bool:
+        if message.cluster_id != self._replica.config.cluster_id:
+            return False
+        if message.dst != self._replica.config.node_id:
+            return False
+        assert self._replica.driver is not None
+        self._replica.driver.deliver(message_from_proto(message))
+        return True
+
+    async def Stream(self, request_iterator, context):
+        received = 0
+        async for message in request_iterator:
+            if not self._accept(message):
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"message for member {message.dst} of cluster {message.cluster_id} reached "
+                    f"member {self._replica.config.node_id} of cluster "
+                    f"{self._replica.config.cluster_id}",
+                )
+            received += 1
+        return raft_pb2.StreamAck(received=received)
+
+    async def Send(self, request, context):
+        if not self._accept(request):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "wrong cluster or member")
+        return raft_pb2.StreamAck(received=1)

@@ -1,0 +1,297 @@
+"""The public API on a real group: bad input gets a precise status and loses nothing, retried
+writes apply once, watches survive leader changes, leases expire across leader changes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tests.integration.cluster import LocalCluster
+from triumvir.v1 import (
+    cluster_pb2,
+    cluster_pb2_grpc,
+    common_pb2,
+    kv_pb2,
+    kv_pb2_grpc,
+    lease_pb2,
+    lease_pb2_grpc,
+    maintenance_pb2,
+    maintenance_pb2_grpc,
+)
+from triumvir_client.client import Client
+
+KEY_LIMIT = 4 * 1024
+VALUE_LIMIT = 3 * 512 * 1024
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory: pytest.TempPathFactory):
+    cluster = LocalCluster(tmp_path_factory.mktemp("api"))
+    cluster.start()
+    try:
+        cluster.wait_leader()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def channel(group: LocalCluster):
+    leader = group.wait_leader()
+    with grpc.insecure_channel(
+        group.nodes[leader].address,
+        options=(("grpc.max_send_message_length", 8 * 1024 * 1024),),
+    ) as ch:
+        yield ch
+
+
+BAD_INPUTS = [
+    ("empty key", "KV", "Put", kv_pb2.PutRequest(value=b"v"), "INVALID_ARGUMENT", "key is empty"),
+    (
+        "range_end before key",
+        "KV",
+        "Range",
+        kv_pb2.RangeRequest(key=b"b", range_end=b"a"),
+        "INVALID_ARGUMENT",
+        "range_end",
+    ),
+    (
+        "oversize key",
+        "KV",
+        "Put",
+        kv_pb2.PutRequest(key=b"k" * (KEY_LIMIT + 1), value=b"v"),
+        "INVALID_ARGUMENT",
+        "limit is 4096",
+    ),
+    (
+        "oversize value",
+        "KV",
+        "Put",
+        kv_pb2.PutRequest(key=b"big", value=b"v" * (VALUE_LIMIT + 1)),
+        "INVALID_ARGUMENT",
+        "value-bytes-max",
+    ),
+    (
+        "oversize request",
+        "KV",
+        "Put",
+        kv_pb2.PutRequest(key=b"huge", value=b"v" * (3 * 1024 * 1024)),
+        "RESOURCE_EXHAUSTED",
+        "",
+    ),
+    ("zero ttl", "Lease", "Grant", lease_pb2.LeaseGrantRequest(ttl=0), "INVALID_ARGUMENT", "ttl"),
+    (
+        "negative ttl",
+        "Lease",
+        "Grant",
+        lease_pb2.LeaseGrantRequest(ttl=-5),
+        "INVALID_ARGUMENT",
+        "ttl",
+    ),
+    (
+        "unknown lease",
+        "KV",
+        "Put",
+        kv_pb2.PutRequest(key=b"leased", value=b"v", lease=987654321),
+        "NOT_FOUND",
+        "987654321",
+    ),
+    (
+        "future revision",
+        "KV",
+        "Range",
+        kv_pb2.RangeRequest(key=b"a", revision=10**9),
+        "OUT_OF_RANGE",
+        "future",
+    ),
+    (
+        "malformed txn",
+        "KV",
+        "Txn",
+        kv_pb2.TxnRequest(compare=[kv_pb2.Compare(key=b"a")]),
+        "INVALID_ARGUMENT",
+        "compare",
+    ),
+    (
+        "unknown member",
+        "Cluster",
+        "MemberRemove",
+        cluster_pb2.MemberRemoveRequest(id=999),
+        "NOT_FOUND",
+        "999",
+    ),
+]
+
+_STUBS = {
+    "KV": kv_pb2_grpc.KVStub,
+    "Lease": lease_pb2_grpc.LeaseStub,
+    "Cluster": cluster_pb2_grpc.ClusterStub,
+}
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "request_message", "code", "fragment"),
+    [case[1:] for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS],
+)
+def test_bad_input_gets_precise_status_and_server_keeps_serving(
+    channel, service, method, request_message, code, fragment
+) -> None:
+    stub = _STUBS[service](channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        getattr(stub, method)(request_message, timeout=10)
+    assert caught.value.code().name == code, caught.value.details()
+    assert fragment.lower() in (caught.value.details() or "").lower()
+    kv = kv_pb2_grpc.KVStub(channel)
+    kv.Put(kv_pb2.PutRequest(key=b"after-bad-input", value=method.encode()), timeout=10)
+    got = kv.Range(kv_pb2.RangeRequest(key=b"after-bad-input"), timeout=10)
+    assert got.kvs[0].value == method.encode()
+
+
+def test_compacted_revision_is_out_of_range(channel) -> None:
+    kv = kv_pb2_grpc.KVStub(channel)
+    first = kv.Put(kv_pb2.PutRequest(key=b"compact-me", value=b"1"), timeout=10)
+    kv.Put(kv_pb2.PutRequest(key=b"compact-me", value=b"2"), timeout=10)
+    kv.Compact(kv_pb2.CompactionRequest(revision=first.header.revision + 1), timeout=10)
+    with pytest.raises(grpc.RpcError) as caught:
+        kv.Range(kv_pb2.RangeRequest(key=b"compact-me", revision=first.header.revision), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "compacted" in caught.value.details()
+
+
+def test_removing_the_last_voter_is_refused(tmp_path: Path) -> None:
+    single = LocalCluster(tmp_path, size=1)
+    single.start()
+    try:
+        single.wait_leader()
+        with grpc.insecure_channel(single.endpoints()[0]) as ch:
+            stub = cluster_pb2_grpc.ClusterStub(ch)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.MemberRemove(cluster_pb2.MemberRemoveRequest(id=1), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "last voter" in caught.value.details()
+            assert stub.Status(cluster_pb2.StatusRequest(), timeout=10).leader_id == 1
+    finally:
+        single.stop()
+
+
+def test_deadline_already_past_is_deadline_exceeded(channel) -> None:
+    kv = kv_pb2_grpc.KVStub(channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        kv.Put(kv_pb2.PutRequest(key=b"late", value=b"v"), timeout=0.000001)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert kv.Put(kv_pb2.PutRequest(key=b"late", value=b"ok"), timeout=10).header.revision > 0
+
+
+def test_write_retried_with_same_tag_is_applied_once(channel) -> None:
+    kv = kv_pb2_grpc.KVStub(channel)
+    tag = common_pb2.RequestTag(client_id=424242, sequence=1)
+    request = kv_pb2.PutRequest(key=b"once", value=b"v1", tag=tag)
+    first = kv.Put(request, timeout=10)
+    # The reply is "lost": the client sends the very same request again.
+    second = kv.Put(request, timeout=10)
+    assert second.header.revision == first.header.revision
+    got = kv.Range(kv_pb2.RangeRequest(key=b"once"), timeout=10)
+    assert got.kvs[0].version == 1 and got.kvs[0].mod_revision == first.header.revision
+    nxt = kv.Put(
+        kv_pb2.PutRequest(
+            key=b"once", value=b"v2", tag=common_pb2.RequestTag(client_id=424242, sequence=2)
+        ),
+        timeout=10,
+    )
+    assert nxt.header.revision > first.header.revision
+    assert kv.Range(kv_pb2.RangeRequest(key=b"once"), timeout=10).kvs[0].version == 2
+
+
+def test_write_to_follower_is_forwarded_or_names_the_leader(group: LocalCluster) -> None:
+    leader = group.wait_leader()
+    follower = next(m for m in group.nodes if m != leader)
+    with grpc.insecure_channel(group.nodes[follower].address) as ch:
+        reply = kv_pb2_grpc.KVStub(ch).Put(kv_pb2.PutRequest(key=b"fwd", value=b"v"), timeout=10)
+    assert reply.header.member_id == leader  # answered by the leader, through the follower
+
+
+def test_hash_is_equal_on_every_replica(group: LocalCluster) -> None:
+    with Client(group.endpoints()) as client:
+        revision = client.put("hash-probe", "v").header.revision
+    digests = set()
+    for address in group.endpoints():
+        with grpc.insecure_channel(address) as ch:
+            stub = maintenance_pb2_grpc.MaintenanceStub(ch)
+            deadline = time.monotonic() + 10
+            while True:
+                reply = stub.Hash(maintenance_pb2.HashRequest(revision=revision), timeout=10)
+                if reply.revision == revision or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            digests.add((reply.revision, reply.hash))
+    assert len(digests) == 1, digests
+
+
+def test_watch_from_past_revision_across_leader_change(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path)
+    cluster.start()
+    try:
+        cluster.wait_leader()
+        endpoints = cluster.endpoints()
+        with Client(endpoints, timeout_s=10.0) as client:
+            first = client.put("w/0", "0").header.revision
+            for i in range(1, 40):
+                client.put(f"w/{i}", str(i))
+        received: list[tuple[int, bytes]] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            with Client(endpoints, timeout_s=10.0) as watcher:
+                stream = watcher.watch("w/", prefix=True, start_revision=first)
+                with stream:
+                    for event in stream:
+                        received.append((event.kv.mod_revision, event.kv.key))
+                        if len(received) >= 120:
+                            break
+            done.set()
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        leader = cluster.wait_leader()
+        cluster.kill(leader)
+        with Client(endpoints, timeout_s=10.0) as client:
+            for i in range(40, 120):
+                client.put(f"w/{i}", str(i))
+        cluster.start(leader)
+        assert done.wait(60), f"watch received only {len(received)} events"
+    finally:
+        cluster.stop()
+    revisions = [revision for revision, _ in received]
+    assert revisions == sorted(revisions), "events out of order"
+    assert len(set(revisions)) == len(revisions), "duplicate events"
+    assert [key for _, key in received] == [f"w/{i}".encode() for i in range(120)]
+    assert revisions == list(range(first, first + 120)), "gap in revisions"
+
+
+def test_leased_key_disappears_after_ttl_across_leader_change(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path)
+    cluster.start()
+    try:
+        cluster.wait_leader()
+        with Client(cluster.endpoints(), timeout_s=10.0) as client:
+            lease = client.lease_grant(2).id
+            client.put("leased-key", "v", lease=lease)
+            with client.keep_alive(lease):
+                time.sleep(3)  # longer than the TTL: keep-alives hold it
+                assert client.get("leased-key").kvs, "key vanished while kept alive"
+            stopped = time.monotonic()
+            old = cluster.wait_leader()
+            client.transfer_leader(next(m for m in cluster.nodes if m != old))
+            while client.get("leased-key").kvs:
+                assert time.monotonic() - stopped < 8, "leased key outlived its TTL"
+                time.sleep(0.1)
+            assert time.monotonic() - stopped >= 1.0, "key deleted before its TTL ran out"
+            assert cluster.wait_leader() != old
+            assert client.lease_time_to_live(lease).ttl <= 0
+    finally:
+        cluster.stop()
