@@ -10,7 +10,7 @@ SEEDS       ?= 1000
 ENGINE      ?= raft
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup test sim lint format clean
+.PHONY: setup run test sim lint format clean
 
 setup: $(INSTALLED) $(GENERATED)
 
@@ -28,6 +28,10 @@ $(GENERATED): $(PROTOS) $(INSTALLED)
 	$(if $(PROTOS),$(PY) -m grpc_tools.protoc -Iprotos --python_out=services --pyi_out=services \
 		--grpc_python_out=services $(PROTOS))
 	touch $@
+
+# A local 3-replica group on 127.0.0.1:7001-7003, data under ./.data; Ctrl-C stops it.
+run: setup
+	$(VENV)/bin/triumvir up
 
 test: setup
 	$(PY) -m pytest -q -n $(JOBS) --timeout 600

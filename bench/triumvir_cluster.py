@@ -15,9 +15,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.processes import free_ports, log_tail, peak_rss_mib, stop_process
+from triumvir.consensus.config import ENGINES
 
 REPLICAS = 3
-ENGINES = ("raft", "paxos")
+
 SERVE_MODULE = "triumvir_client.cli"
 SERVER_MODULE = "triumvir.consensus.server"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ DEFAULT_ENDPOINTS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 COMMANDS_HELP = """\
 commands:
   serve consensus [flags]        run one consensus replica
-  up [--engine raft|paxos] [--data-dir DIR] [--base-port PORT] [--replicas N]
+  up [--engine raft] [--data-dir DIR] [--base-port PORT] [--replicas N]
                                  start a local group as child processes; Ctrl-C stops it
   kv put KEY VALUE [--lease ID]  write a key
   kv get KEY [--prefix] [--range-end END] [--rev R] [--serializable] [--limit N]
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     replica_config.add_arguments(consensus)
 
     up = commands.add_parser("up", help="start a local consensus group and wait (Ctrl-C stops)")
-    up.add_argument("--engine", choices=("raft", "paxos"), default="raft")
+    up.add_argument("--engine", choices=replica_config.ENGINES, default="raft")
     up.add_argument("--data-dir", default="./.data", help="replica n keeps its data in DIR/n")
     up.add_argument("--base-port", type=int, default=7001, help="replica n listens on PORT+n-1")
     up.add_argument("--replicas", type=int, default=3)

@@ -39,7 +39,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in (
         "serve consensus",
-        "up [--engine raft|paxos]",
+        "up [--engine raft]",
         "kv put KEY VALUE",
         "kv get KEY",
         "kv del KEY",
@@ -206,10 +206,10 @@ def test_serve_consensus_builds_the_replica_config(
     monkeypatch.setattr(triumvir.consensus, "server", fake_server, raising=False)
     argv = ["serve", "consensus", "--id", "2", "--listen", "127.0.0.1:7002"]
     argv += ["--peers", "1=127.0.0.1:7001,2=127.0.0.1:7002", "--data-dir", str(tmp_path)]
-    assert main([*argv, "--engine", "paxos"]) == 0
+    assert main([*argv, "--engine", "raft"]) == 0
     assert len(started) == 1
     config = started[0]
-    assert (config.node_id, config.engine, config.data_dir) == (2, "paxos", str(tmp_path))
+    assert (config.node_id, config.engine, config.data_dir) == (2, "raft", str(tmp_path))
     assert dict(config.peers) == {1: "127.0.0.1:7001", 2: "127.0.0.1:7002"}
 
     assert main(["serve", "consensus", "--id", "3", "--listen", "h:1", "--data-dir", "d"]) == 1

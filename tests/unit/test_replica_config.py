@@ -1,0 +1,39 @@
+import pytest
+
+from triumvir.consensus.config import ConfigError, parse, parse_peers
+
+BASE = ["--id", "1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/d"]
+PEERS = ["--peers", "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"]
+
+
+def test_flags_build_the_config():
+    config = parse([*BASE, *PEERS, "--tick-ms", "5"])
+    assert config.node_id == 1 and config.tick_ms == 5
+    assert config.peers == {1: "127.0.0.1:7001", 2: "127.0.0.1:7002", 3: "127.0.0.1:7003"}
+
+
+def test_environment_fills_missing_flags_and_flags_win():
+    env = {"TRIUMVIR_ELECTION_TICKS": "50", "TRIUMVIR_TICK_MS": "7"}
+    config = parse([*BASE, *PEERS, "--tick-ms", "3"], env)
+    assert (config.election_ticks, config.tick_ms) == (50, 3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (BASE, "must include this replica"),
+        ([*BASE, "--peers", "1=nohost"], "expected ID=HOST:PORT"),
+        ([*BASE, "--peers", "1=a:1,1=b:2"], "listed twice"),
+        ([*BASE, *PEERS, "--engine", "zab"], "--engine must be one of"),
+        ([*BASE, *PEERS, "--heartbeat-ticks", "40"], "smaller than --election-ticks"),
+        (["--listen", "h:1", "--data-dir", "d"], "--id (or TRIUMVIR_ID) is required"),
+    ],
+)
+def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
+    with pytest.raises(ConfigError) as caught:
+        parse(argv, {})
+    assert message in str(caught.value)
+
+
+def test_peer_list_tolerates_spaces_and_trailing_commas():
+    assert parse_peers(" 1=a:1 , 2=b:2,") == {1: "a:1", 2: "b:2"}
