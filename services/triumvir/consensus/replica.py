@@ -51,8 +51,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def _open_raft_stream(channel: Any, messages: AsyncIterator[Any]) -> Any:
-    return await raft_pb2_grpc.RaftStub(channel).Stream(messages)
+async def _open_raft_stream(channel: Any, batches: AsyncIterator[list[Any]]) -> Any:
+    async def wrapped() -> AsyncIterator[raft_pb2.RaftBatch]:
+        async for batch in batches:
+            yield raft_pb2.RaftBatch(messages=batch)
+
+    return await raft_pb2_grpc.RaftStub(channel).Stream(wrapped())
 
 
 class Replica:

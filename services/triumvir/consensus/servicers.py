@@ -100,7 +100,8 @@ async def _guard(
     try:
         timeout = _time_left(context)
         try:
-            return await asyncio.wait_for(work(), timeout)
+            async with asyncio.timeout(timeout):
+                return await work()
         except TimeoutError as exc:
             raise DeadlineExceeded(
                 f"no answer within {timeout:.1f}s; the outcome is unknown — retry with the "
@@ -116,7 +117,12 @@ async def _guard(
                     exc.leader_address, method, request, response_type, _time_left(context)
                 )
             except grpc.aio.AioRpcError as rpc_error:
-                await context.abort(rpc_error.code(), rpc_error.details() or "")
+                # Pass the leader's answer on unchanged, error details (a leader hint) included.
+                await context.abort(
+                    rpc_error.code(),
+                    rpc_error.details() or "",
+                    tuple(rpc_error.trailing_metadata() or ()),
+                )
                 raise AssertionError("unreachable") from rpc_error
     except TriumvirError as exc:
         await context.abort_with_status(to_status(exc))
@@ -492,15 +498,16 @@ class RaftPeerServicer(raft_pb2_grpc.RaftServicer):
 
     async def Stream(self, request_iterator, context):
         received = 0
-        async for message in request_iterator:
-            if not self._accept(message):
-                await context.abort(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"message for member {message.dst} of cluster {message.cluster_id} reached "
-                    f"member {self._replica.config.node_id} of cluster "
-                    f"{self._replica.config.cluster_id}",
-                )
-            received += 1
+        async for batch in request_iterator:
+            for message in batch.messages:
+                if not self._accept(message):
+                    await context.abort(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"message for member {message.dst} of cluster {message.cluster_id} "
+                        f"reached member {self._replica.config.node_id} of cluster "
+                        f"{self._replica.config.cluster_id}",
+                    )
+                received += 1
         return raft_pb2.StreamAck(received=received)
 
     async def Send(self, request, context):

@@ -17,6 +17,7 @@ import grpc
 from triumvir.common.logging import get_logger
 
 PEER_QUEUE_MESSAGES_MAX = 4096
+MESSAGES_PER_WRITE_MAX = 256
 RECONNECT_BACKOFF_S_MIN = 0.05
 RECONNECT_BACKOFF_S_MAX = 1.0
 PEER_MESSAGE_BYTES_MAX = 64 * 1024 * 1024
@@ -37,7 +38,7 @@ class PeerLink(Generic[W]):
     def __init__(
         self,
         address: str,
-        open_stream: Callable[[grpc.aio.Channel, AsyncIterator[W]], grpc.aio.StreamUnaryCall],
+        open_stream: Callable[[grpc.aio.Channel, AsyncIterator[list[W]]], grpc.aio.StreamUnaryCall],
     ) -> None:
         self.address = address
         self._open_stream = open_stream
@@ -60,9 +61,13 @@ class PeerLink(Generic[W]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _drain(self) -> AsyncIterator[W]:
+    async def _drain(self) -> AsyncIterator[list[W]]:
+        # Whatever queued up while the previous write was in flight goes out in one write.
         while True:
-            yield await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < MESSAGES_PER_WRITE_MAX and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            yield batch
 
     async def _run(self) -> None:
         backoff = RECONNECT_BACKOFF_S_MIN
@@ -93,7 +98,7 @@ class PeerTransport(Generic[W]):
         self,
         self_id: int,
         addresses: Mapping[int, str],
-        open_stream: Callable[[grpc.aio.Channel, AsyncIterator[W]], grpc.aio.StreamUnaryCall],
+        open_stream: Callable[[grpc.aio.Channel, AsyncIterator[list[W]]], grpc.aio.StreamUnaryCall],
     ) -> None:
         self._self_id = self_id
         self._open_stream = open_stream
