@@ -4,21 +4,29 @@ A register history is linearizable iff every key's sub-history is (P-composition
 keys are checked one at a time. Each key runs the Wing-Gong search with Lowe's memoization:
 call and return entries are kept in a time-ordered linked list; the search linearizes a
 pending call, lifts it out of the list and backtracks when it meets the return of an op it
-could not place; a set of (linearized ops, register value) pairs already explored stops it
-from repeating work. The search is an explicit stack, never recursion.
+could not place; configurations that already failed are remembered and never explored
+again. The search is an explicit stack, never recursion.
 
 Failed ops are dropped (they did not happen). Ops with an unknown outcome (info, or still
-open) return at +infinity and need not be linearized at all.
+open) return at +infinity and need not be linearized at all. Those ops are what makes the
+search explode, so before searching, each key's ops are simplified in ways that keep the
+verdict: reads of values nobody wrote (or that were surely overwritten) fail at once,
+unknown writes that nobody reads are dropped, unknown writes whose value a completed op
+read are made required, and values no op reads are merged into one.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from tests.checkers.history import History, Operation
 
 MAX_STATES_PER_KEY_DEFAULT = 2_000_000
+# Failed optional-op sets remembered per configuration for the subset test; a bound keeps
+# that test cheap, and the exact memo still catches every repeat.
+MAX_DOMINATING_MASKS_PER_CONFIG = 16
 # How many of the last linearized ops a failure message shows before the stuck op.
 MAX_REASON_PREFIX_OPS = 3
 
@@ -126,7 +134,7 @@ def _check_key(key: str, ops: Sequence[Operation], initial: object, max_states: 
     values = _Values()
     initial_id = values.id(initial)
     steps = _compile(ops, values)
-    impossible = _impossible_read(steps, initial_id, values)
+    impossible = _impossible_read(steps, initial_id, values) or _stale_read(steps, initial_id)
     if impossible is not None:
         return _Verdict(False, False, f"key {key!r} is not linearizable: {impossible}", 0)
     steps = _promote_observed_writes(_drop_unobserved_writes(steps), initial_id)
@@ -198,6 +206,53 @@ def _impossible_read(steps: Sequence[_Step], initial_id: int, values: _Values) -
                 f"{step.op.describe()} observed {shown!r} before any write of it began "
                 f"(earliest at {started})"
             )
+    return None
+
+
+def _stale_read(steps: Sequence[_Step], initial_id: int) -> str | None:
+    """Find a completed op that saw a value after it was surely overwritten.
+
+    If the only write of v completed before a completed write of another value began, and
+    that one completed before a reader began, the reader cannot see v in any order. Reading
+    the initial value after any completed write is the same case when nobody writes it.
+    """
+    writers: dict[int, list[_Step]] = {}
+    for step in steps:
+        written = _written(step)
+        if written is not None:
+            writers.setdefault(written, []).append(step)
+    settled = sorted(
+        (s for s in steps if s.required and _written(s) is not None), key=lambda s: s.call_time
+    )
+    calls = [s.call_time for s in settled]
+    # earliest_after[k]: the settled write that returns first among settled[k:].
+    earliest_after: list[_Step | None] = [None] * (len(settled) + 1)
+    for k in range(len(settled) - 1, -1, -1):
+        later = earliest_after[k + 1]
+        here = settled[k]
+        assert here.return_time is not None
+        if later is None or here.return_time <= (later.return_time or 0):
+            earliest_after[k] = here
+        else:
+            earliest_after[k] = later
+    for reader in steps:
+        if not reader.required or reader.code not in (_READ, _SWAP):
+            continue
+        sources = writers.get(reader.a, [])
+        if reader.a == initial_id and not sources:
+            source, first = None, 0
+        elif reader.a != initial_id and len(sources) == 1 and sources[0].required:
+            source = sources[0]
+            first = bisect.bisect_right(calls, source.return_time)  # type: ignore[arg-type]
+        else:
+            continue
+        overwrite = earliest_after[first]
+        if overwrite is None or overwrite.return_time >= reader.call_time:  # type: ignore[operator]
+            continue
+        seen = "the initial value" if source is None else f"the value of {source.op.describe()}"
+        return (
+            f"{reader.op.describe()} saw {seen} after {overwrite.op.describe()} had overwritten it"
+        )
     return None
 
 
@@ -277,136 +332,173 @@ def _merge_unread_values(
     return out, merged(initial_id)
 
 
-def _symmetry_chains(steps: Sequence[_Step]) -> list[int]:
-    """For each optional step, the optional step with the same effect invoked just before it.
+def _symmetry_chains(steps: Sequence[_Step]) -> list[list[int]]:
+    """Group optional steps with the same effect, each group in invoke order.
 
     Optional steps never return, so two with the same effect can trade places in any
-    linearization once both have been invoked. The search may therefore take them in
-    invoke order only, which turns 2^k subsets of look-alikes into k + 1 counts.
+    linearization once both have been invoked. The search therefore takes each group in
+    invoke order only, which turns the 2^k subsets of k look-alikes into k + 1 counts.
     """
-    previous = [-1] * len(steps)
-    last_of: dict[tuple[int, int, int], int] = {}
+    chains: dict[tuple[int, int, int], list[int]] = {}
     for i in sorted(range(len(steps)), key=lambda i: (steps[i].call_time, i)):
         s = steps[i]
-        if s.required:
-            continue
-        effect = (s.code, s.a, s.b)
-        previous[i] = last_of.get(effect, -1)
-        last_of[effect] = i
-    return previous
+        if not s.required:
+            chains.setdefault((s.code, s.a, s.b), []).append(i)
+    return list(chains.values())
 
 
 def _search(
     key: str, steps: Sequence[_Step], initial_id: int, values: _Values, max_states: int
 ) -> _Verdict:
+    """Depth-first search over configurations: (required ops placed, register value, flag).
+
+    Required ops live in the Wing-Gong list: a call is a candidate while no unplaced return
+    precedes it. Optional ops (which never return) are candidates once invoked before that
+    first return, and are tried only after every required candidate, so the cheapest
+    explanations come first.
+
+    Rules that prune without losing a linearization:
+    - a fitting read or failed compare changes nothing and everything that must precede it
+      is placed, so it is taken at once (forced) and the other choices there are skipped;
+    - an optional op is never directly followed by a plain write, which would erase it;
+    - a configuration fails if one with the same required ops, value and flag but a
+      subset of its optional ops already failed: fewer used means more left to use.
+    """
     required_left = sum(1 for s in steps if s.required)
     if required_left == 0:
         return _Verdict(True, False, "", 0)
 
-    # Entries sorted by time; at equal times calls come first, so touching ops overlap.
-    keyed: list[tuple[tuple[int, int, int, int], int, bool]] = []
-    for i, s in enumerate(steps):
-        keyed.append(((0, s.call_time, 0, i), i, True))
-        if s.return_time is None:
-            keyed.append(((1, 0, 1, i), i, False))
-        else:
-            keyed.append(((0, s.return_time, 1, i), i, False))
-    keyed.sort(key=lambda entry: entry[0])
-
+    # Required calls and returns sorted by time; at equal times calls come first, so touching
+    # ops overlap.
+    keyed = sorted(
+        [(s.call_time, 0, i) for i, s in enumerate(steps) if s.required]
+        + [(s.return_time, 1, i) for i, s in enumerate(steps) if s.required]  # type: ignore[misc]
+    )
     size = len(keyed)
-    tail = size + 1  # sentinel; never reached while a required op is pending
     head = 0
     nxt = [p + 1 for p in range(size + 2)]
     prv = [p - 1 for p in range(size + 2)]
     op_at = [0] * (size + 2)
     is_call = [False] * (size + 2)
+    time_at = [0] * (size + 2)
     return_pos = [0] * len(steps)
-    for pos, (_, i, call) in enumerate(keyed, start=1):
-        op_at[pos] = i
-        is_call[pos] = call
-        if not call:
+    for pos, (time, is_return, i) in enumerate(keyed, start=1):
+        op_at[pos], is_call[pos], time_at[pos] = i, not is_return, time
+        if is_return:
             return_pos[i] = pos
 
     code = [s.code for s in steps]
     arg_a = [s.a for s in steps]
     arg_b = [s.b for s in steps]
-    required = [s.required for s in steps]
+    call_time = [s.call_time for s in steps]
     bit = [1 << i for i in range(len(steps))]
-    # A fitting read or failed compare changes nothing, and every op that must precede it is
-    # already placed (its call is reachable), so taking it at once is never wrong: it is
-    # forced, and the other choices at that point need not be tried.
-    forced = [s.code in (_READ, _MISS) for s in steps]
-    # Bit of the look-alike that must be linearized first; 0 when there is none.
-    chain_bit = [0 if j < 0 else bit[j] for j in _symmetry_chains(steps)]
+    forced = [s.required and s.code in (_READ, _MISS) for s in steps]
+    chains = _symmetry_chains(steps)
+    chain_count = len(chains)
+    chain_len = [len(chain) for chain in chains]
+    used = [0] * chain_count  # how many of each chain are placed (always a prefix)
 
-    linearized = 0
+    required_mask = 0
+    optional_mask = 0
     state = initial_id
-    # An optional op is only worth taking when something reads what it leaves behind, so an
-    # optional op is never directly followed by a plain write (which would erase its effect).
-    after_optional = False
-    stack: list[tuple[int, int, bool]] = []  # (call position, value before it, after_optional)
-    seen: set[tuple[int, int, bool]] = set()
+    after_optional = False  # was the last placed op optional?
+    # One entry per placed op: (choice, value before, after_optional before). A choice >= 1
+    # is the list position of a required call; -(c + 1) is the head of chain c.
+    stack: list[tuple[int, int, bool]] = []
+    # Failed configurations: exactly, and per core a few optional masks for the subset test.
+    failed_exact: set[tuple[int, int, bool, int]] = set()
+    failed: dict[tuple[int, int, bool], list[int]] = {}
     explored = 0
     best_prefix: list[int] = []
     best_blocker = -1
     best_state = initial_id
 
-    node = nxt[head]
-    while required_left > 0:
-        assert node != tail, "a required op's return must stop the scan"
-        if is_call[node]:
+    node = nxt[head]  # > 0: scanning required calls; 0: scanning chains from chain_index
+    chain_index = 0
+    frontier_time = 0  # time of the first unplaced required return
+    while True:
+        assert required_left > 0
+        choice = 0
+        if node > 0 and is_call[node]:
             i = op_at[node]
+            choice = node
+            node = nxt[node]
+        elif node > 0:
+            frontier_time = time_at[node]
+            if len(stack) > len(best_prefix) or best_blocker < 0:
+                best_prefix = _placed_steps([entry[0] for entry in stack], op_at, chains)
+                best_blocker = op_at[node]
+                best_state = state
+            node, chain_index = 0, 0
+            continue
+        else:
+            while chain_index < chain_count:
+                k = used[chain_index]
+                chain_index += 1
+                if k < chain_len[chain_index - 1]:
+                    i = chains[chain_index - 1][k]
+                    if call_time[i] <= frontier_time:
+                        choice = -chain_index
+                        break
+
+        fails_here = choice == 0  # every candidate tried
+        if choice != 0:
             c = code[i]
             if c == _WRITE:
-                fits, after = True, arg_a[i]
+                fits, after = not after_optional, arg_a[i]
             elif c == _READ:
                 fits, after = state == arg_a[i], state
             elif c == _SWAP:
                 fits, after = state == arg_a[i], arg_b[i]
             else:
                 fits, after = state != arg_a[i], state
-            if after_optional and c == _WRITE:
-                fits = False
-            if fits and linearized & chain_bit[i] == chain_bit[i]:
-                memo = (linearized | bit[i], after, not required[i])
-                if memo not in seen:
-                    if explored >= max_states:
-                        return _Verdict(
-                            False,
-                            True,
-                            f"key {key!r}: gave up after exploring {explored} states "
-                            f"(max_states_per_key={max_states}); no verdict",
-                            explored,
-                        )
-                    seen.add(memo)
-                    explored += 1
-                    stack.append((node, state, after_optional))
-                    linearized, state, after_optional = memo
-                    if required[i]:
-                        required_left -= 1
+            if not fits:
+                continue
+            is_required = choice > 0
+            next_required = required_mask | bit[i] if is_required else required_mask
+            next_optional = optional_mask if is_required else optional_mask | bit[i]
+            core = (next_required, after, not is_required)
+            if (*core, next_optional) in failed_exact or any(
+                f & ~next_optional == 0 for f in failed.get(core, ())
+            ):
+                if not forced[i]:
+                    continue
+                fails_here = True  # the forced successor fails, hence so does this
+            else:
+                if explored >= max_states:
+                    return _Verdict(
+                        False,
+                        True,
+                        f"key {key!r}: gave up after exploring {explored} states "
+                        f"(max_states_per_key={max_states}); no verdict",
+                        explored,
+                    )
+                explored += 1
+                stack.append((choice, state, after_optional))
+                required_mask, optional_mask = next_required, next_optional
+                state, after_optional = after, not is_required
+                if is_required:
+                    required_left -= 1
+                    if required_left == 0:
+                        return _Verdict(True, False, "", explored)
                     ret = return_pos[i]
-                    nxt[prv[node]] = nxt[node]
-                    prv[nxt[node]] = prv[node]
+                    nxt[prv[choice]] = nxt[choice]
+                    prv[nxt[choice]] = prv[choice]
                     nxt[prv[ret]] = nxt[ret]
                     prv[nxt[ret]] = prv[ret]
-                    node = nxt[head]
-                    continue
-                if not forced[i]:
-                    node = nxt[node]
-                    continue
-                # The forced op's successor already failed, so this configuration fails.
-            else:
-                node = nxt[node]
+                else:
+                    used[-choice - 1] += 1
+                node = nxt[head]
                 continue
-        elif len(stack) > len(best_prefix) or best_blocker < 0:
-            # A required op returns here and none of the calls before it could come next.
-            best_prefix = [op_at[entry[0]] for entry in stack]
-            best_blocker = op_at[node]
-            best_state = state
 
-        # Backtrack past forced ops: the configuration before one fails whenever the one
-        # after it does, so their alternatives need no exploring.
+        assert fails_here
+        # Record the failure and backtrack; a configuration that placed a forced op fails
+        # whenever the configuration after it does, so keep unwinding past forced ops.
         while True:
+            failed_exact.add((required_mask, state, after_optional, optional_mask))
+            masks = failed.setdefault((required_mask, state, after_optional), [])
+            if len(masks) < MAX_DOMINATING_MASKS_PER_CONFIG:
+                masks.append(optional_mask)
             if not stack:
                 return _Verdict(
                     False,
@@ -414,26 +506,53 @@ def _search(
                     _violation(key, steps, best_prefix, best_blocker, values.values[best_state]),
                     explored,
                 )
-            node, state, after_optional = stack.pop()
-            i = op_at[node]
-            linearized ^= bit[i]
-            if required[i]:
+            choice, state, after_optional = stack.pop()
+            if choice > 0:
+                i = op_at[choice]
+                required_mask ^= bit[i]
                 required_left += 1
-            ret = return_pos[i]
-            # Reinsert in the reverse order of removal so the neighbours' links stay valid.
-            nxt[prv[ret]] = ret
-            prv[nxt[ret]] = ret
-            nxt[prv[node]] = node
-            prv[nxt[node]] = node
+                ret = return_pos[i]
+                # Reinsert in the reverse order of removal so the neighbours' links hold.
+                nxt[prv[ret]] = ret
+                prv[nxt[ret]] = ret
+                nxt[prv[choice]] = choice
+                prv[nxt[choice]] = choice
+            else:
+                used[-choice - 1] -= 1
+                i = chains[-choice - 1][used[-choice - 1]]
+                optional_mask ^= bit[i]
             if not forced[i]:
                 break
-        node = nxt[node]
-    return _Verdict(True, False, "", explored)
+        if choice > 0:
+            node = nxt[choice]
+        else:
+            node, chain_index = 0, -choice
+            frontier = nxt[head]
+            while is_call[frontier]:
+                frontier = nxt[frontier]
+            frontier_time = time_at[frontier]
+
+
+def _placed_steps(
+    choices: Sequence[int], op_at: Sequence[int], chains: Sequence[list[int]]
+) -> list[int]:
+    """The steps a stack of choices placed; a chain's members are placed in order."""
+    taken = [0] * len(chains)
+    placed: list[int] = []
+    for choice in choices:
+        if choice > 0:
+            placed.append(op_at[choice])
+        else:
+            placed.append(chains[-choice - 1][taken[-choice - 1]])
+            taken[-choice - 1] += 1
+    return placed
 
 
 def _violation(
     key: str, steps: Sequence[_Step], prefix: Sequence[int], blocker: int, held: object
 ) -> str:
+    if blocker < 0:
+        return f"key {key!r} is not linearizable: no op can be linearized first"
     lines = [
         f"key {key!r} is not linearizable: {steps[blocker].op.describe()} could not be "
         f"linearized after the longest linearizable prefix of {len(prefix)} of "

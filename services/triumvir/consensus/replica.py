@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from triumvir.common.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -376,7 +377,20 @@ class Replica:
         if target in conf.learners:
             raise FailedPrecondition(f"member {target} is a learner and cannot lead")
         assert self.driver is not None
+        if self.core.leader_id == target:
+            return
         await self.driver.transfer_leader(target)
+        # Like etcd's MoveLeader, answer once leadership has moved (the target won an
+        # election) so the caller can rely on it; a transfer the core abandoned is reported.
+        wait_s = 2 * self.config.election_ticks * self.config.tick_ms / 1000
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while self.core.leader_id != target:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise DeadlineExceeded(
+                    f"leadership did not move to member {target} within {wait_s:.1f}s "
+                    "(it may be catching up); retry"
+                )
+            await asyncio.sleep(self.config.tick_ms / 1000)
 
     # ---- maintenance -------------------------------------------------------------------
 

@@ -52,21 +52,25 @@ def build(specs: Iterable[Spec]) -> History:
     """Record specs in time order.
 
     At one instant, completions of earlier ops come first (freeing their processes), then
-    invokes, then completions of ops that begin and end at that instant.
+    invokes in spec order, each op that begins and ends at that instant completing right
+    after its own invoke.
     """
     specs = list(specs)
-    timeline: list[tuple[int, int, int]] = []
+    timeline: list[tuple[int, int, int, int]] = []
     for n, spec in enumerate(specs):
-        timeline.append((spec.start, 1, n))
+        timeline.append((spec.start, 1, n, 0))
         if spec.status != "open":
             assert spec.end is not None, f"{spec} needs an end time"
-            timeline.append((spec.end, 2 if spec.end == spec.start else 0, n))
+            if spec.end == spec.start:
+                timeline.append((spec.end, 1, n, 1))
+            else:
+                timeline.append((spec.end, 0, n, 1))
     timeline.sort()
     history = History()
     op_ids: dict[int, int] = {}
-    for time, phase, n in timeline:
+    for time, _, n, is_completion in timeline:
         spec = specs[n]
-        if phase == 1:
+        if not is_completion:
             op_ids[n] = history.invoke(spec.process, spec.f, spec.key, spec.value, time)
         elif spec.status == "ok":
             history.ok(op_ids[n], spec.result, time)
@@ -181,3 +185,50 @@ def _legal(order: Sequence[Operation], initial: object) -> bool:
             if swapped:
                 state = new
     return True
+
+
+def reference_linearizable(ops: Sequence[Operation], initial: object = None) -> bool:
+    """Plain Wing-Gong with a memo and none of the checker's shortcuts; fine for ~20 ops.
+
+    Any op may come next if no unplaced op returned before it was invoked; ops with an
+    unknown outcome never return and may be left out.
+    """
+    live = [op for op in ops if op.status != "fail"]
+    required = frozenset(i for i, op in enumerate(live) if op.status == "ok")
+    failed: set[tuple[frozenset[int], object]] = set()
+    # (placed ops, register value, next candidate to try)
+    stack: list[tuple[frozenset[int], object, int]] = [(frozenset(), initial, 0)]
+    while stack:
+        placed, state, start = stack.pop()
+        if required <= placed:
+            return True
+        deadline = min(_ends(live[j]) for j in required - placed)
+        for i in range(start, len(live)):
+            op = live[i]
+            if i in placed or op.invoke_time > deadline:
+                continue
+            after = _apply(op, state)
+            if after is _ILLEGAL or (placed | {i}, after) in failed:
+                continue
+            stack.append((placed, state, i + 1))
+            stack.append((placed | {i}, after, 0))
+            break
+        else:
+            failed.add((placed, state))
+    return False
+
+
+_ILLEGAL = object()
+
+
+def _apply(op: Operation, state: object) -> object:
+    """The register value after op, or _ILLEGAL if op's recorded result rules it out here."""
+    if op.f == "put":
+        return op.value
+    if op.f == "get":
+        return _ILLEGAL if op.status == "ok" and op.result != state else state
+    expected, new = op.value  # type: ignore[misc]
+    swapped = state == expected
+    if op.status == "ok" and op.result != swapped:
+        return _ILLEGAL
+    return new if swapped else state

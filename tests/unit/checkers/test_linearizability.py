@@ -17,10 +17,13 @@ from tests.unit.checkers.histories import (
     get,
     put,
     random_register_history,
+    reference_linearizable,
 )
 
 PROPERTY_SEEDS = range(60)
-CROSS_CHECK_SEEDS = range(400)
+CROSS_CHECK_SEEDS = range(300)
+MEDIUM_CROSS_CHECK_SEEDS = range(150)
+MAX_MEDIUM_OPS = 16
 
 
 def test_rejects_stale_read() -> None:
@@ -29,8 +32,25 @@ def test_rejects_stale_read() -> None:
     assert not result.ok
     assert not result.exhausted
     assert result.key == "x"
-    assert "op 2 (process 1) get 'x' None -> 1 [4, 5]" in result.reason
-    assert "prefix of 2 of 3 ops" in result.reason
+    assert "op 2 (process 1) get 'x' None -> 1 [4, 5] saw the value of op 0" in result.reason
+    assert "after op 1 (process 0) put 'x' 2 ok [2, 3] had overwritten it" in result.reason
+
+
+def test_rejects_stale_read_when_values_repeat() -> None:
+    # Value 1 is written twice, so only the search can rule the read out.
+    history = build(
+        [
+            put(0, "x", 1, 0, 1),
+            put(0, "x", 2, 2, 3),
+            get(1, "x", 1, 4, 5),
+            put(0, "x", 1, 6, 7),
+        ]
+    )
+    result = check_linearizable(history)
+    assert not result.ok
+    assert "op 2 (process 1) get 'x' None -> 1 [4, 5] could not be linearized" in result.reason
+    assert "prefix of 2 of 4 ops" in result.reason
+    assert "op 1 (process 0) put 'x' 2 ok [2, 3]" in result.reason
 
 
 def test_rejects_lost_write_read_as_absent() -> None:
@@ -69,7 +89,7 @@ def test_rejects_cas_success_against_value_that_was_not_current() -> None:
     history = build([put(0, "x", 1, 0, 1), put(0, "x", 2, 2, 3), cas(1, "x", 1, 3, True, 4, 5)])
     result = check_linearizable(history)
     assert not result.ok
-    assert "cas" in result.reason
+    assert "op 2 (process 1) cas 'x' (1, 3) -> True [4, 5]" in result.reason
 
 
 def test_rejects_cas_compare_failure_against_the_current_value() -> None:
@@ -169,12 +189,18 @@ def test_initial_value_is_what_an_unwritten_key_reads() -> None:
     assert not check_linearizable(history).ok
 
 
+def _pathological(key: str) -> list[Spec]:
+    """Twelve concurrent puts, then compares that fail against every value they wrote.
+
+    No order works, and proving it visits every subset of the puts.
+    """
+    specs = [put(p, key, p, 0, 100) for p in range(12)]
+    specs.extend(cas(0, key, p, -1, False, 101 + 2 * p, 102 + 2 * p) for p in range(12))
+    return specs
+
+
 def test_exhausts_budget_on_pathological_history() -> None:
-    # Twelve concurrent puts and a read strictly after all of them that sees the initial
-    # value: no order works, and proving it visits far more than 50 states.
-    specs = [put(p, "x", p, 0, 100) for p in range(12)]
-    specs.append(get(0, "x", None, 101, 102))
-    history = build(specs)
+    history = build(_pathological("x"))
     result = check_linearizable(history, max_states_per_key=50)
     assert not result.ok
     assert result.exhausted
@@ -185,6 +211,7 @@ def test_exhausts_budget_on_pathological_history() -> None:
     full = check_linearizable(history)
     assert not full.ok
     assert not full.exhausted
+    assert full.explored > 12 * 2**10  # every subset of the puts, with its last value
 
 
 def test_multi_key_partitioning_names_the_violating_key() -> None:
@@ -206,8 +233,7 @@ def test_multi_key_partitioning_names_the_violating_key() -> None:
 
 
 def test_reports_a_violation_in_preference_to_an_exhausted_key() -> None:
-    specs = [put(p, "hard", p, 0, 100) for p in range(12)]
-    specs.append(get(0, "hard", None, 101, 102))
+    specs = _pathological("hard")
     specs.extend([put(20, "easy", 1, 0, 1), get(20, "easy", None, 2, 3)])
     result = check_linearizable(build(specs), max_states_per_key=50)
     assert not result.ok
@@ -223,8 +249,8 @@ def test_property_histories_of_a_real_register_are_accepted(seed: int) -> None:
         processes=rng.randint(1, 10),
         ops=rng.randint(1, 300),
         keys=["a", "b", "c"][: rng.randint(1, 3)],
-        widen_max=rng.choice((0, 5, 15, 40)),
-        info_rate=rng.choice((0.0, 0.05, 0.2)),
+        widen_max=rng.choice((0, 5, 15, 40, 80)),
+        info_rate=rng.choice((0.0, 0.05, 0.2, 0.4)),
         fail_rate=rng.choice((0.0, 0.1)),
     )
     result = check_linearizable(generated.history)
@@ -238,10 +264,10 @@ def test_property_a_corrupted_read_is_rejected(seed: int) -> None:
     generated = random_register_history(
         rng,
         processes=rng.randint(1, 10),
-        ops=rng.randint(1, 200),
+        ops=rng.randint(1, 300),
         keys=["a"],
-        widen_max=rng.choice((0, 5, 15, 40)),
-        info_rate=rng.choice((0.0, 0.05, 0.2)),
+        widen_max=rng.choice((0, 5, 15, 40, 80)),
+        info_rate=rng.choice((0.0, 0.05, 0.2, 0.4)),
         fail_rate=rng.choice((0.0, 0.1)),
     )
     specs = list(generated.specs)
@@ -273,33 +299,70 @@ def _writes(spec: Spec) -> list[object]:
     return []
 
 
-@pytest.mark.parametrize("seed", CROSS_CHECK_SEEDS)
-def test_agrees_with_brute_force_on_small_arbitrary_histories(seed: int) -> None:
-    rng = random.Random(seed)
+def _arbitrary_history(rng: random.Random, max_ops: int) -> History:
+    """Random intervals and random results: some linearizable, most not."""
     specs: list[Spec] = []
-    free_at = {p: 0 for p in range(3)}
-    for _ in range(rng.randint(1, MAX_BRUTE_FORCE_OPS)):
+    free_at = {p: 0 for p in range(rng.randint(1, 4))}
+    values = (1, 2, 3, None)[: rng.randint(2, 4)]
+    for _ in range(rng.randint(1, max_ops)):
         process = rng.choice(list(free_at))
         start = free_at[process] + rng.randint(0, 3)
-        end = start + rng.randint(0, 4)
-        free_at[process] = end + 1
-        status = rng.choice(("ok", "ok", "ok", "info", "fail"))
+        end = start + rng.randint(0, 6)
+        free_at[process] = end + rng.randint(0, 1)
+        status = rng.choice(("ok", "ok", "ok", "info", "info", "fail"))
         f = rng.choice(("put", "get", "cas"))
         value: object = None
         result: object = None
         if f == "put":
-            value = rng.choice((1, 2))
+            value = rng.choice(values)
         elif f == "get":
-            result = rng.choice((None, 1, 2))
+            result = rng.choice(values)
         else:
-            value = (rng.choice((None, 1, 2)), rng.choice((1, 2)))
+            value = (rng.choice(values), rng.choice(values))
             result = rng.choice((True, False))
         specs.append(Spec(process, f, "x", value, start, end, result, status))
-    history = build(specs)
-    expected = brute_force_linearizable(history.operations())
-    result = check_linearizable(history)
+    if rng.random() < 0.2:
+        last = specs[-1]
+        specs[-1] = Spec(last.process, last.f, "x", last.value, last.start, None, None, "open")
+    return build(specs)
+
+
+@pytest.mark.parametrize("seed", CROSS_CHECK_SEEDS)
+def test_agrees_with_brute_force_on_small_arbitrary_histories(seed: int) -> None:
+    rng = random.Random(seed)
+    history = _arbitrary_history(rng, MAX_BRUTE_FORCE_OPS)
+    initial = rng.choice((None, 1))
+    expected = brute_force_linearizable(history.operations(), initial)
+    result = check_linearizable(history, initial=initial)
     assert result.ok == expected, f"seed {seed}: {history.to_jsonl()}"
     assert not result.exhausted
+
+
+@pytest.mark.parametrize("seed", MEDIUM_CROSS_CHECK_SEEDS)
+def test_agrees_with_plain_search_on_medium_arbitrary_histories(seed: int) -> None:
+    rng = random.Random(seed)
+    history = _arbitrary_history(rng, MAX_MEDIUM_OPS)
+    initial = rng.choice((None, 1))
+    expected = reference_linearizable(history.operations(), initial)
+    result = check_linearizable(history, initial=initial)
+    assert result.ok == expected, f"seed {seed}: {history.to_jsonl()}"
+    assert not result.exhausted
+
+
+def test_cross_check_samples_hold_both_verdicts() -> None:
+    # Guards the tests above against a generator that only ever yields one kind of answer.
+    small = {
+        brute_force_linearizable(
+            _arbitrary_history(random.Random(seed), MAX_BRUTE_FORCE_OPS).operations()
+        )
+        for seed in CROSS_CHECK_SEEDS
+    }
+    medium = {
+        reference_linearizable(_arbitrary_history(random.Random(seed), MAX_MEDIUM_OPS).operations())
+        for seed in MEDIUM_CROSS_CHECK_SEEDS
+    }
+    assert small == {True, False}
+    assert medium == {True, False}
 
 
 def test_realistic_history_needs_few_states() -> None:
