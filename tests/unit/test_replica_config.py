@@ -37,3 +37,10 @@ def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
 
 def test_peer_list_tolerates_spaces_and_trailing_commas():
     assert parse_peers(" 1=a:1 , 2=b:2,") == {1: "a:1", 2: "b:2"}
+
+
+def test_every_engine_offered_by_the_flags_can_be_built():
+    from triumvir.consensus.config import ENGINES as OFFERED
+    from triumvir.consensus.engines import ENGINES as BUILT
+
+    assert set(OFFERED) == set(BUILT)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from triumvir.common.errors import FailedPrecondition, Unavailable
 from triumvir.common.logging import get_logger
-from triumvir.consensus.raft.core import RaftCore, Role
+from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.errors import (
     ConfChangeRejected,
     NotLeader,
@@ -41,7 +41,6 @@ from triumvir.consensus.raft.types import (
     EntryKind,
     HardState,
     Message,
-    MessageType,
     Ready,
     Snapshot,
     SnapshotMeta,
@@ -55,9 +54,6 @@ INBOX_EVENTS_PER_TURN_MAX = 4096
 # batch) while the disk works.
 PERSIST_INLINE_ENTRIES_MAX = 1
 READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
-# Messages a leader may send while its own WAL write is still running: they carry entries
-# it has not counted for itself yet, which is safe (it counts itself only after advance()).
-_SEND_BEFORE_PERSIST = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
 
 
 class StateMachine(Protocol):
@@ -65,6 +61,32 @@ class StateMachine(Protocol):
     def skip(self, index: int) -> None: ...
     def snapshot(self) -> bytes: ...
     def restore(self, data: bytes) -> None: ...
+
+
+class Core(Protocol):
+    """The contract both engines' cores keep (see `triumvir.consensus.raft.types.Ready`)."""
+
+    node_id: int
+    term: int
+    vote: int
+    role: Role
+    leader_id: int
+    commit_index: int
+    applied_index: int
+    conf: ConfState
+    snapshot_meta: SnapshotMeta
+
+    def tick(self) -> None: ...
+    def step(self, message: Any) -> None: ...
+    def propose(self, data: bytes) -> tuple[int, int]: ...
+    def propose_conf_change(self, change: ConfChange) -> tuple[int, int]: ...
+    def read_index(self, context: bytes) -> None: ...
+    def transfer_leader(self, target: int) -> None: ...
+    def has_ready(self) -> bool: ...
+    def ready(self) -> Ready: ...
+    def advance(self, ready: Ready) -> None: ...
+    def compact(self, snapshot: Snapshot) -> None: ...
+    def log_entries(self) -> tuple[Entry, ...]: ...
 
 
 class ProposalLost(Unavailable):
@@ -81,7 +103,7 @@ class Driver:
     def __init__(
         self,
         *,
-        core: RaftCore,
+        core: Core,
         storage: RaftStorage,
         machine: StateMachine,
         send: Callable[[Message], None],
@@ -90,6 +112,7 @@ class Driver:
         on_membership: Callable[[ConfState], None] = lambda conf: None,
         on_apply: Callable[[Entry, Any], None] = lambda entry, result: None,
         on_tick: Callable[[], None] = lambda: None,
+        sends_before_persist: Callable[[Any], bool] = lambda message: False,
     ) -> None:
         self.core = core
         self._storage = storage
@@ -100,6 +123,10 @@ class Driver:
         self._on_membership = on_membership
         self._on_apply = on_apply
         self._on_tick = on_tick
+        # Which of a leader's messages may leave while its own WAL write is still running:
+        # those carrying entries it has not counted for itself yet (it counts itself only
+        # after advance()). The engine decides; by default everything waits for the fsync.
+        self._sends_before_persist = sends_before_persist
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
         self._inbox: collections.deque[Callable[[], None]] = collections.deque()
         self._wake = asyncio.Event()
@@ -274,7 +301,7 @@ class Driver:
         late: list[Message] = []
         leader = self.core.role is Role.LEADER and persisted_term is not None
         for message in ready.messages:
-            (early if leader and message.type in _SEND_BEFORE_PERSIST else late).append(message)
+            (early if leader and self._sends_before_persist(message) else late).append(message)
         self.stats["readies"] += 1
         self.stats["messages_sent"] += len(ready.messages)
         self.stats["entries_persisted"] += len(ready.entries)

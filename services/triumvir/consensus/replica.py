@@ -8,7 +8,6 @@ Errors are domain errors; the servicers turn them into gRPC statuses.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,11 +24,10 @@ from triumvir.common.status import code_name
 from triumvir.consensus import validation
 from triumvir.consensus.config import ReplicaConfig
 from triumvir.consensus.driver import Driver
+from triumvir.consensus.engines import ENGINES, PeerInbox
 from triumvir.consensus.kv.machine import KVStateMachine
-from triumvir.consensus.raft.config import RaftConfig
-from triumvir.consensus.raft.core import RaftCore, Role
+from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState, Entry
-from triumvir.consensus.raft_wire import message_to_proto
 from triumvir.consensus.storage.file_storage import FileStorage
 from triumvir.consensus.transport import PeerTransport
 from triumvir.consensus.watch_hub import WatchHub
@@ -40,8 +38,6 @@ from triumvir.v1 import (
     kv_pb2,
     lease_pb2,
     maintenance_pb2,
-    raft_pb2,
-    raft_pb2_grpc,
 )
 
 LEASE_CHECK_TICKS = 10
@@ -50,14 +46,6 @@ SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def _open_raft_stream(channel: Any, batches: AsyncIterator[list[Any]]) -> Any:
-    async def wrapped() -> AsyncIterator[raft_pb2.RaftBatch]:
-        async for batch in batches:
-            yield raft_pb2.RaftBatch(messages=batch)
-
-    return await raft_pb2_grpc.RaftStub(channel).Stream(wrapped())
 
 
 class Replica:
@@ -71,8 +59,9 @@ class Replica:
         self.machine = KVStateMachine()
         self.hub = WatchHub(self.machine)
         self._log = get_logger(node_id=config.node_id)
-        self._transport: PeerTransport[raft_pb2.RaftMessage] = PeerTransport(
-            config.node_id, config.peers, _open_raft_stream
+        self.engine = ENGINES[config.engine]
+        self._transport: PeerTransport[Any] = PeerTransport(
+            config.node_id, config.peers, self.engine.open_stream
         )
         self.driver: Driver | None = None
         self._expiring: set[int] = set()
@@ -95,32 +84,20 @@ class Replica:
                     for member, address in sorted(self.config.peers.items())
                 ),
             )
-        core = RaftCore(
-            RaftConfig(
-                node_id=self.config.node_id,
-                election_ticks=self.config.election_ticks,
-                heartbeat_ticks=self.config.heartbeat_ticks,
-                snapshot_threshold_entries=self.config.snapshot_threshold_entries,
-            ),
-            random.Random(),
-            conf=conf,
-            hard_state=recovered.hard_state,
-            snapshot=recovered.snapshot,
-            entries=recovered.entries,
-        )
+        core = self.engine.make_core(self.config, conf, recovered)
         cluster_id = self.config.cluster_id
+        to_wire = self.engine.to_wire
         self.driver = Driver(
             core=core,
             storage=storage,
             machine=self.machine,
-            send=lambda message: self._transport.send(
-                message.dst, message_to_proto(message, cluster_id)
-            ),
+            send=lambda message: self._transport.send(message.dst, to_wire(message, cluster_id)),
             tick_s=self.config.tick_ms / 1000,
             address_of=self.address_of,
             on_membership=self._on_membership,
             on_apply=self._on_apply,
             on_tick=self._on_tick,
+            sends_before_persist=self.engine.sends_before_persist,
         )
         self._on_membership(core.conf)
         self.driver.start()
@@ -182,8 +159,15 @@ class Replica:
             return self.config.address
         return self._transport.address_of(member_id)
 
+    def peer_inbox(self) -> PeerInbox:
+        def deliver(message: Any) -> None:
+            assert self.driver is not None, "replica not started"
+            self.driver.deliver(message)
+
+        return PeerInbox(self.config.node_id, self.config.cluster_id, deliver)
+
     @property
-    def core(self) -> RaftCore:
+    def core(self) -> Any:
         assert self.driver is not None, "replica not started"
         return self.driver.core
 

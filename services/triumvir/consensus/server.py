@@ -14,7 +14,6 @@ from triumvir.consensus.servicers import (
     KVServicer,
     LeaseServicer,
     MaintenanceServicer,
-    RaftPeerServicer,
     WatchServicer,
 )
 from triumvir.v1 import (
@@ -26,8 +25,6 @@ from triumvir.v1 import (
     lease_pb2_grpc,
     maintenance_pb2,
     maintenance_pb2_grpc,
-    raft_pb2,
-    raft_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
 )
@@ -42,7 +39,6 @@ PUBLIC_SERVICES = tuple(
         (maintenance_pb2, "Maintenance"),
     )
 )
-PEER_SERVICE = raft_pb2.DESCRIPTOR.services_by_name["Raft"].full_name
 HEALTH_REFRESH_S = 0.1
 
 
@@ -59,9 +55,9 @@ async def run(config: ReplicaConfig) -> None:
         ClusterServicer(replica, forwarder, config.engine), server
     )
     maintenance_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(replica), server)
-    raft_pb2_grpc.add_RaftServicer_to_server(RaftPeerServicer(replica), server)
+    replica.engine.add_peer_servicer(server, replica.peer_inbox())
     health = bootstrap.Health(server, PUBLIC_SERVICES)
-    bootstrap.enable_reflection(server, (*PUBLIC_SERVICES, PEER_SERVICE))
+    bootstrap.enable_reflection(server, (*PUBLIC_SERVICES, replica.engine.peer_service))
     await health.set_serving(False)
 
     async def track_health() -> None:

@@ -20,10 +20,8 @@ from triumvir.common.errors import (
     TriumvirError,
     Unavailable,
 )
-from triumvir.common.logging import get_logger
 from triumvir.common.status import to_status
 from triumvir.consensus.raft.core import Role
-from triumvir.consensus.raft_wire import message_from_proto
 from triumvir.consensus.replica import Replica
 from triumvir.consensus.watch_hub import WatcherOverflow
 from triumvir.v1 import (
@@ -34,8 +32,6 @@ from triumvir.v1 import (
     lease_pb2,
     lease_pb2_grpc,
     maintenance_pb2_grpc,
-    raft_pb2,
-    raft_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
 )
@@ -480,37 +476,3 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
 
         pumps[watch_id] = asyncio.get_running_loop().create_task(pump())
         return watch_pb2.WatchResponse(header=header, watch_id=watch_id, created=True)
-
-
-class RaftPeerServicer(raft_pb2_grpc.RaftServicer):
-    def __init__(self, replica: Replica) -> None:
-        self._replica = replica
-        self._log = get_logger(node_id=replica.config.node_id)
-
-    def _accept(self, message: raft_pb2.RaftMessage) -> bool:
-        if message.cluster_id != self._replica.config.cluster_id:
-            return False
-        if message.dst != self._replica.config.node_id:
-            return False
-        assert self._replica.driver is not None
-        self._replica.driver.deliver(message_from_proto(message))
-        return True
-
-    async def Stream(self, request_iterator, context):
-        received = 0
-        async for batch in request_iterator:
-            for message in batch.messages:
-                if not self._accept(message):
-                    await context.abort(
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        f"message for member {message.dst} of cluster {message.cluster_id} "
-                        f"reached member {self._replica.config.node_id} of cluster "
-                        f"{self._replica.config.cluster_id}",
-                    )
-                received += 1
-        return raft_pb2.StreamAck(received=received)
-
-    async def Send(self, request, context):
-        if not self._accept(request):
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "wrong cluster or member")
-        return raft_pb2.StreamAck(received=1)
