@@ -188,6 +188,19 @@ class Replica:
             raise error_from_code(code_name(outcome.error.code), outcome.error.message)
         return applied
 
+    async def _write(self, op: str, request: Any, tag: common_pb2.RequestTag | None) -> Any:
+        """Replicate `request` as the command field `op`; answer with its result and a header."""
+        command = command_pb2.Command(leader_time_ms=now_ms(), **{op: request})
+        if tag is not None:
+            command.tag.CopyFrom(tag)
+        applied = await self._propose(command)
+        result = getattr(applied.result, op)
+        # A copy: the state machine may keep the result to answer a retried request.
+        response = type(result)()
+        response.CopyFrom(result)
+        response.header.CopyFrom(self.header(applied.revision))
+        return response
+
     async def _barrier(self, serializable: bool) -> None:
         if not serializable:
             assert self.driver is not None
@@ -197,13 +210,7 @@ class Replica:
 
     async def put(self, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
         validation.check_put(request, self.limits)
-        applied = await self._propose(
-            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), put=request)
-        )
-        response = kv_pb2.PutResponse()
-        response.CopyFrom(applied.result.put)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("put", request, request.tag)
 
     async def range(self, request: kv_pb2.RangeRequest) -> kv_pb2.RangeResponse:
         validation.check_range_request(request, self.limits)
@@ -214,34 +221,16 @@ class Replica:
 
     async def delete_range(self, request: kv_pb2.DeleteRangeRequest) -> kv_pb2.DeleteRangeResponse:
         validation.check_delete(request, self.limits)
-        applied = await self._propose(
-            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), delete_range=request)
-        )
-        response = kv_pb2.DeleteRangeResponse()
-        response.CopyFrom(applied.result.delete_range)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("delete_range", request, request.tag)
 
     async def txn(self, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
         validation.check_txn(request, self.limits)
-        applied = await self._propose(
-            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), txn=request)
-        )
-        response = kv_pb2.TxnResponse()
-        response.CopyFrom(applied.result.txn)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("txn", request, request.tag)
 
     async def compact(self, request: kv_pb2.CompactionRequest) -> kv_pb2.CompactionResponse:
         if request.revision <= 0:
             raise InvalidArgument(f"compaction revision must be positive, got {request.revision}")
-        applied = await self._propose(
-            command_pb2.Command(leader_time_ms=now_ms(), compaction=request)
-        )
-        response = kv_pb2.CompactionResponse()
-        response.CopyFrom(applied.result.compaction)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("compaction", request, None)
 
     # ---- leases ------------------------------------------------------------------------
 
@@ -249,35 +238,17 @@ class Replica:
         self, request: lease_pb2.LeaseGrantRequest
     ) -> lease_pb2.LeaseGrantResponse:
         validation.check_ttl(request)
-        applied = await self._propose(
-            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), lease_grant=request)
-        )
-        response = lease_pb2.LeaseGrantResponse()
-        response.CopyFrom(applied.result.lease_grant)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("lease_grant", request, request.tag)
 
     async def lease_revoke(
         self, request: lease_pb2.LeaseRevokeRequest
     ) -> lease_pb2.LeaseRevokeResponse:
-        applied = await self._propose(
-            command_pb2.Command(tag=request.tag, leader_time_ms=now_ms(), lease_revoke=request)
-        )
-        response = lease_pb2.LeaseRevokeResponse()
-        response.CopyFrom(applied.result.lease_revoke)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("lease_revoke", request, request.tag)
 
     async def lease_keep_alive(
         self, request: lease_pb2.LeaseKeepAliveRequest
     ) -> lease_pb2.LeaseKeepAliveResponse:
-        applied = await self._propose(
-            command_pb2.Command(leader_time_ms=now_ms(), lease_keep_alive=request)
-        )
-        response = lease_pb2.LeaseKeepAliveResponse()
-        response.CopyFrom(applied.result.lease_keep_alive)
-        response.header.CopyFrom(self.header(applied.revision))
-        return response
+        return await self._write("lease_keep_alive", request, None)
 
     async def lease_time_to_live(
         self, request: lease_pb2.LeaseTimeToLiveRequest
