@@ -53,6 +53,8 @@ INBOX_EVENTS_PER_TURN_MAX = 4096
 # batches and snapshots go to the WAL thread, so requests keep arriving (and form the next
 # batch) while the disk works.
 PERSIST_INLINE_ENTRIES_MAX = 1
+BATCH_WINDOW_WAITERS_MIN = 8
+BATCH_WINDOW_S = 0.001
 READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
 
 
@@ -280,6 +282,11 @@ class Driver:
             # One turn of the loop lets every request handler that is already runnable put
             # its proposal in the inbox, so they share the coming batch and its fsync.
             await asyncio.sleep(0)
+            if len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN:
+                # Many writes in flight: the loop is busy and each batch costs a stream write
+                # per follower, so gather proposals a little longer and send fewer, fuller
+                # batches. A lone writer never waits here.
+                await asyncio.sleep(BATCH_WINDOW_S)
             self._wake.clear()
             for _ in range(INBOX_EVENTS_PER_TURN_MAX):
                 if not self._inbox:
