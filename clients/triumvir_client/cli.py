@@ -25,7 +25,7 @@ DEFAULT_ENDPOINTS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 COMMANDS_HELP = """\
 commands:
   serve consensus [flags]        run one consensus replica
-  up [--engine raft] [--data-dir DIR] [--base-port PORT] [--replicas N]
+  up [--engine raft|paxos] [--data-dir DIR] [--base-port PORT] [--replicas N]
                                  start a local group as child processes; Ctrl-C stops it
   kv put KEY VALUE [--lease ID]  write a key
   kv get KEY [--prefix] [--range-end END] [--rev R] [--serializable] [--limit N]

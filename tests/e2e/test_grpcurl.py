@@ -28,8 +28,8 @@ def grpcurl(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory):
-    group = LocalCluster(tmp_path_factory.mktemp("grpcurl"))
+def cluster(tmp_path_factory: pytest.TempPathFactory, engine: str):
+    group = LocalCluster(tmp_path_factory.mktemp("grpcurl"), engine=engine)
     group.start()
     try:
         group.wait_leader()

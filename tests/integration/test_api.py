@@ -29,8 +29,8 @@ VALUE_LIMIT = 3 * 512 * 1024
 
 
 @pytest.fixture(scope="module")
-def group(tmp_path_factory: pytest.TempPathFactory):
-    cluster = LocalCluster(tmp_path_factory.mktemp("api"))
+def group(tmp_path_factory: pytest.TempPathFactory, engine: str):
+    cluster = LocalCluster(tmp_path_factory.mktemp("api"), engine=engine)
     cluster.start()
     try:
         cluster.wait_leader()
@@ -163,8 +163,8 @@ def test_compacted_revision_is_out_of_range(channel) -> None:
     assert "compacted" in caught.value.details()
 
 
-def test_removing_the_last_voter_is_refused(tmp_path: Path) -> None:
-    single = LocalCluster(tmp_path, size=1)
+def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None:
+    single = LocalCluster(tmp_path, size=1, engine=engine)
     single.start()
     try:
         single.wait_leader()
@@ -232,8 +232,8 @@ def test_hash_is_equal_on_every_replica(group: LocalCluster) -> None:
     assert len(digests) == 1, digests
 
 
-def test_watch_from_past_revision_across_leader_change(tmp_path: Path) -> None:
-    cluster = LocalCluster(tmp_path)
+def test_watch_from_past_revision_across_leader_change(tmp_path: Path, engine: str) -> None:
+    cluster = LocalCluster(tmp_path, engine=engine)
     cluster.start()
     try:
         cluster.wait_leader()
@@ -273,8 +273,8 @@ def test_watch_from_past_revision_across_leader_change(tmp_path: Path) -> None:
     assert revisions == list(range(first, first + 120)), "gap in revisions"
 
 
-def test_leased_key_disappears_after_ttl_across_leader_change(tmp_path: Path) -> None:
-    cluster = LocalCluster(tmp_path)
+def test_leased_key_disappears_after_ttl_across_leader_change(tmp_path: Path, engine: str) -> None:
+    cluster = LocalCluster(tmp_path, engine=engine)
     cluster.start()
     try:
         cluster.wait_leader()

@@ -85,8 +85,8 @@ def assert_all_readable(endpoints: list[str], acked: dict[bytes, bytes], prefix:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path):
-    group = LocalCluster(tmp_path, snapshot_threshold_entries=200)
+def cluster(tmp_path: Path, engine: str):
+    group = LocalCluster(tmp_path, engine=engine, snapshot_threshold_entries=200)
     group.start()
     try:
         group.wait_leader()

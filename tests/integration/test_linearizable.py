@@ -64,8 +64,8 @@ def _run_client(
                     history.ok(op, reply.succeeded, time.monotonic_ns())
 
 
-def test_history_with_leader_crash_is_linearizable(tmp_path: Path) -> None:
-    cluster = LocalCluster(tmp_path)
+def test_history_with_leader_crash_is_linearizable(tmp_path: Path, engine: str) -> None:
+    cluster = LocalCluster(tmp_path, engine=engine)
     cluster.start()
     history = History()
     stop = threading.Event()

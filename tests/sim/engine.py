@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tests.checkers.invariants import LogRecord
+from triumvir.consensus.paxos.config import ACCEPT_WINDOW_FACTOR, PaxosConfig
+from triumvir.consensus.paxos.core import PaxosCore
+from triumvir.consensus.paxos.types import PaxosMessage, ballot_node, ballot_round
 from triumvir.consensus.raft.config import RaftConfig
 from triumvir.consensus.raft.core import RaftCore, Role
 from triumvir.consensus.raft.errors import NotLeader, RaftError
@@ -197,6 +200,27 @@ def _payload(entry: Entry) -> bytes:
     return bytes([int(entry.kind)]) + entry.data
 
 
+def persist_ready(storage: MemoryStorage, ready: Ready, synced_entries: int | None) -> None:
+    """Step 1 of the Ready contract, shared by both engines (see `Replica.persist`)."""
+    if ready.snapshot is not None:
+        storage.save_snapshot(ready.snapshot)
+    entries = ready.entries
+    if synced_entries is None:
+        if entries:
+            storage.append(entries)
+        if ready.hard_state is not None:
+            storage.set_hard_state(ready.hard_state)
+        storage.sync()
+        return
+    if synced_entries > 0:
+        storage.append(entries[:synced_entries])
+        storage.sync()
+    if entries[synced_entries:]:
+        storage.append(entries[synced_entries:])
+    if ready.hard_state is not None:
+        storage.set_hard_state(ready.hard_state)
+
+
 class RaftReplica:
     __slots__ = ("_applied_conf", "_restored", "core", "storage")
 
@@ -215,24 +239,7 @@ class RaftReplica:
         return self.core.role is Role.LEADER
 
     def persist(self, ready: Ready, *, synced_entries: int | None = None) -> None:
-        storage = self.storage
-        if ready.snapshot is not None:
-            storage.save_snapshot(ready.snapshot)
-        entries = ready.entries
-        if synced_entries is None:
-            if entries:
-                storage.append(entries)
-            if ready.hard_state is not None:
-                storage.set_hard_state(ready.hard_state)
-            storage.sync()
-            return
-        if synced_entries > 0:
-            storage.append(entries[:synced_entries])
-            storage.sync()
-        if entries[synced_entries:]:
-            storage.append(entries[synced_entries:])
-        if ready.hard_state is not None:
-            storage.set_hard_state(ready.hard_state)
+        persist_ready(self.storage, ready, synced_entries)
 
     def persisted_records(self, ready: Ready) -> list[LogRecord]:
         return [LogRecord(e.index, e.term, _payload(e)) for e in ready.entries]
@@ -380,4 +387,191 @@ class RaftEngine:
         )
 
 
-ENGINES: dict[str, Callable[[], Engine]] = {"raft": RaftEngine}
+# --- Multi-Paxos ---------------------------------------------------------------------------
+
+# Checkers order leaders by "term"; a ballot is round << 16 | node, far too sparse for the
+# term-by-term bookkeeping of the safety monitor, so they see a dense rank instead. The
+# simulator's node ids stay below 16.
+_RANK_NODE_BITS = 4
+
+
+def ballot_rank(ballot: int) -> int:
+    node = ballot_node(ballot)
+    assert node < 1 << _RANK_NODE_BITS, f"node id {node} too large for a ballot rank"
+    return ballot_round(ballot) << _RANK_NODE_BITS | node
+
+
+def _paxos_record(entry: Entry) -> LogRecord:
+    """A value as the state machine sees it: term = its origin ballot."""
+    return LogRecord(entry.index, entry.term, _payload(entry))
+
+
+class PaxosReplica:
+    __slots__ = ("_applied_conf", "_restored", "core", "storage")
+
+    def __init__(self, core: PaxosCore, storage: MemoryStorage, restored: Snapshot | None) -> None:
+        self.core = core
+        self.storage = storage
+        self._restored = restored
+        self._applied_conf = restored.meta.conf if restored is not None else ConfState()
+
+    def status(self) -> tuple[int, bool]:
+        core = self.core
+        return ballot_rank(core.term), core.role is Role.LEADER
+
+    def is_leader(self) -> bool:
+        return self.core.role is Role.LEADER
+
+    def persist(self, ready: Ready, *, synced_entries: int | None = None) -> None:
+        persist_ready(self.storage, ready, synced_entries)
+
+    def persisted_records(self, ready: Ready) -> list[LogRecord]:
+        # Stored form: (slot, accepted ballot) names one proposal, whoever stored it (ballot 0
+        # marks an empty slot).
+        return [LogRecord(e.index, e.term, _payload(e)) for e in ready.entries]
+
+    def restored_state(self) -> tuple[int, int, bytes] | None:
+        snapshot = self._restored
+        if snapshot is None:
+            return None
+        return snapshot.meta.index, snapshot.meta.term, snapshot.data
+
+    def ready_snapshot(self, ready: Ready) -> tuple[int, int, bytes] | None:
+        snapshot = ready.snapshot
+        if snapshot is None:
+            return None
+        self._applied_conf = snapshot.meta.conf
+        return snapshot.meta.index, snapshot.meta.term, snapshot.data
+
+    def messages(self, ready: Ready) -> tuple[Any, ...]:
+        return ready.messages
+
+    def committed(self, ready: Ready) -> list[Applied]:
+        out: list[Applied] = []
+        for entry in ready.committed:
+            membership = entry.kind is EntryKind.CONF_CHANGE
+            if membership:
+                self._applied_conf = apply_conf_change(
+                    self._applied_conf, ConfChange.decode(entry.data)
+                )
+            out.append(
+                Applied(
+                    entry.index,
+                    entry.term,
+                    entry.data,
+                    entry.kind is EntryKind.NORMAL,
+                    membership,
+                    _payload(entry),
+                )
+            )
+        return out
+
+    def reads(self, ready: Ready) -> list[tuple[bytes, int]]:
+        return [(read.context, read.index) for read in ready.reads]
+
+    def snapshot_wanted(self, ready: Ready) -> bool:
+        return ready.snapshot_wanted
+
+    def compact(self, index: int, term: int, data: bytes) -> None:
+        # The snapshot carries the ballot stored at `index` (storage compares it with its own
+        # entry there), not the origin the state machine saw: `term` is not used.
+        meta = self.core.snapshot_meta_for(index)
+        assert meta.conf == self._applied_conf, (
+            f"snapshot membership {meta.conf} but the applied values give {self._applied_conf}"
+        )
+        snapshot = Snapshot(meta, data)
+        self.storage.save_snapshot(snapshot)
+        self.core.compact(snapshot)
+
+    def change_membership(self, change: MembershipChange) -> tuple[int, int]:
+        return self.core.propose_conf_change(ConfChange(_CONF_KINDS[change.kind], change.node_id))
+
+    def view(self) -> NodeView:
+        core = self.core
+        conf = core.conf
+        return NodeView(
+            node_id=core.node_id,
+            term=ballot_rank(core.term),
+            vote=core.vote,
+            is_leader=core.role is Role.LEADER,
+            leader_id=core.leader_id,
+            commit_index=core.commit_index,
+            applied_index=core.applied_index,
+            last_index=core.last_index,
+            snapshot_index=core.snapshot_meta.index,
+            voters=conf.voters,
+            learners=conf.learners,
+        )
+
+    def log(self) -> tuple[LogRecord, ...]:
+        return tuple(_paxos_record(e) for e in self.core.assigned_entries())
+
+
+class PaxosEngine:
+    name = "paxos"
+    refusals: tuple[type[Exception], ...] = (RaftError,)
+
+    def new_storage(self) -> MemoryStorage:
+        return MemoryStorage()
+
+    def start(
+        self,
+        node_id: int,
+        rng: random.Random,
+        storage: Any,
+        limits: SimLimits,
+        founders: Sequence[int] | None,
+    ) -> PaxosReplica:
+        recovered = storage.load()
+        window = limits.max_uncommitted_entries
+        config = PaxosConfig(
+            node_id=node_id,
+            election_ticks=limits.election_ticks,
+            heartbeat_ticks=limits.heartbeat_ticks,
+            max_inflight_slots=window,
+            max_inflight_accepts=limits.max_inflight_appends,
+            max_accept_values=limits.max_append_entries,
+            max_catchup_values=limits.max_append_entries,
+            max_promise_values=(ACCEPT_WINDOW_FACTOR + 1) * window,
+            snapshot_threshold_entries=limits.snapshot_threshold_entries,
+            snapshot_chunk_bytes=limits.snapshot_chunk_bytes,
+            learner_catchup_entries=limits.learner_catchup_entries,
+        )
+        conf = ConfState(voters=frozenset(founders)) if founders else None
+        core = PaxosCore(
+            config,
+            rng,
+            conf=conf,
+            hard_state=recovered.hard_state,
+            snapshot=recovered.snapshot,
+            entries=recovered.entries,
+        )
+        return PaxosReplica(core, storage, recovered.snapshot)
+
+    def leader_hint(self, error: Exception) -> int:
+        return error.leader_id if isinstance(error, NotLeader) else 0
+
+    def message_route(self, msg: PaxosMessage) -> tuple[int, int]:
+        return msg.src, msg.dst
+
+    def envelope(self, msg: PaxosMessage) -> tuple[int, int, int, int]:
+        # Every Paxos message carries a ballot its sender has promised; there are no votes.
+        return msg.src, msg.dst, ballot_rank(msg.ballot), 0
+
+    def message_summary(self, msg: PaxosMessage) -> tuple[object, ...]:
+        return (
+            msg.type.value,
+            msg.src,
+            msg.dst,
+            msg.ballot,
+            msg.slot,
+            len(msg.values),
+            msg.first_unchosen,
+            msg.chosen_upto,
+            msg.reject,
+            msg.offset,
+            msg.context,
+        )
+
+
+ENGINES: dict[str, Callable[[], Engine]] = {"raft": RaftEngine, "paxos": PaxosEngine}

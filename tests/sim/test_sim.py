@@ -1,4 +1,5 @@
-"""The deterministic simulator against the real Raft core, plus proof its checkers bite.
+"""The deterministic simulator against the real Raft and Multi-Paxos cores, plus proof its
+checkers bite.
 
 Seeds run in chunks so pytest-xdist spreads them across workers; a failing chunk lists every
 failing seed with its violations and the command that replays it.
@@ -18,30 +19,33 @@ from tests.sim.simulation import run_seed
 
 SEED_CHUNKS = 10
 SEEDS_PER_CHUNK = 30
+ENGINES_UNDER_TEST = ("raft", "paxos")
 
 
+@pytest.mark.parametrize("engine", ENGINES_UNDER_TEST)
 @pytest.mark.parametrize("chunk", range(SEED_CHUNKS))
-def test_seeds_hold_every_invariant(chunk: int) -> None:
+def test_seeds_hold_every_invariant(chunk: int, engine: str) -> None:
     failures: list[str] = []
     sizes: set[int] = set()
     for seed in range(chunk * SEEDS_PER_CHUNK, (chunk + 1) * SEEDS_PER_CHUNK):
-        result = run_seed(seed)
+        result = run_seed(seed, engine)
         sizes.add(result.members)
         assert result.ops > 0, f"seed {seed} ran no client operations"
         if not result.ok:
             failures.append(
                 f"seed {seed}: "
                 + " | ".join(result.violations[:4])
-                + f"\n  replay: {replay_command(seed, 'raft')}"
+                + f"\n  replay: {replay_command(seed, engine)}"
             )
     assert sizes == {3, 5}, f"chunk {chunk} should mix group sizes, ran {sorted(sizes)}"
     assert not failures, "\n".join(failures)
 
 
-def test_same_seed_same_trace_hash() -> None:
-    first = run_seed(12)
-    again = run_seed(12)
-    other = run_seed(13)
+@pytest.mark.parametrize("engine", ENGINES_UNDER_TEST)
+def test_same_seed_same_trace_hash(engine: str) -> None:
+    first = run_seed(12, engine)
+    again = run_seed(12, engine)
+    other = run_seed(13, engine)
     assert first.trace_hash == again.trace_hash
     assert (first.ticks, first.ops, first.stats) == (again.ticks, again.ops, again.stats)
     assert first.trace_hash != other.trace_hash

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 KEY_BYTES_MAX_DEFAULT = 4 * 1024
 VALUE_BYTES_MAX_DEFAULT = 3 * 512 * 1024  # 1.5 MiB
 REQUEST_BYTES_MAX_DEFAULT = 2 * 1024 * 1024
-ENGINES = ("raft",)  # engines this build can run
+ENGINES = ("raft", "paxos")  # engines this build can run
 
 
 class ConfigError(ValueError):
@@ -68,7 +68,7 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
     ("data-dir", str, None, "directory for the WAL and snapshots"),
     ("peers", str, "", "the initial members, ID=HOST:PORT,... (this replica included)"),
     ("join", bool, False, "start empty and wait to be added with MemberAdd"),
-    ("engine", str, "raft", "consensus engine (raft)"),
+    ("engine", str, "raft", "consensus engine: raft or paxos"),
     ("cluster-id", int, 1, "peers of a different cluster id are refused"),
     ("advertise", str, "", "address others should use for this replica (default: --listen)"),
     ("tick-ms", int, 10, "length of one logical tick in milliseconds"),

@@ -17,7 +17,7 @@ import grpc
 from triumvir.consensus.config import ReplicaConfig
 from triumvir.consensus.raft.types import ConfState, MessageType
 from triumvir.consensus.storage.interface import RecoveredState
-from triumvir.v1 import raft_pb2, raft_pb2_grpc
+from triumvir.v1 import paxos_pb2, paxos_pb2_grpc, raft_pb2, raft_pb2_grpc
 
 Deliver = Callable[[Any], None]
 
@@ -131,4 +131,73 @@ RAFT = Engine(
     sends_before_persist=lambda message: message.type in _RAFT_EARLY,
 )
 
-ENGINES: dict[str, Engine] = {"raft": RAFT}
+# ---- Multi-Paxos ---------------------------------------------------------------------------
+
+
+def _paxos_core(config: ReplicaConfig, conf: ConfState | None, recovered: RecoveredState) -> Any:
+    from triumvir.consensus.paxos.config import PaxosConfig
+    from triumvir.consensus.paxos.core import PaxosCore
+
+    return PaxosCore(
+        PaxosConfig(
+            node_id=config.node_id,
+            election_ticks=config.election_ticks,
+            heartbeat_ticks=config.heartbeat_ticks,
+            snapshot_threshold_entries=config.snapshot_threshold_entries,
+        ),
+        random.Random(),
+        conf=conf,
+        hard_state=recovered.hard_state,
+        snapshot=recovered.snapshot,
+        entries=recovered.entries,
+    )
+
+
+def _paxos_to_wire(message: Any, cluster_id: int) -> Any:
+    from triumvir.consensus.paxos_wire import message_to_proto
+
+    return message_to_proto(message, cluster_id)
+
+
+async def _paxos_stream(channel: grpc.aio.Channel, batches: AsyncIterator[list[Any]]) -> Any:
+    async def flattened() -> AsyncIterator[paxos_pb2.PaxosMessage]:
+        async for batch in batches:
+            for message in batch:
+                yield message
+
+    return await paxos_pb2_grpc.PaxosStub(channel).Stream(flattened())
+
+
+class PaxosPeerServicer(paxos_pb2_grpc.PaxosServicer):
+    def __init__(self, inbox: PeerInbox) -> None:
+        from triumvir.consensus.paxos_wire import message_from_proto
+
+        self._inbox = inbox
+        self._decode = message_from_proto
+
+    async def Stream(self, request_iterator, context):
+        received = 0
+        async for message in request_iterator:
+            problem = _mismatch(self._inbox, message.dst, message.cluster_id)
+            if problem is not None:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
+            self._inbox.deliver(self._decode(message))
+            received += 1
+        return raft_pb2.StreamAck(received=received)
+
+
+PAXOS = Engine(
+    name="paxos",
+    make_core=_paxos_core,
+    to_wire=_paxos_to_wire,
+    open_stream=_paxos_stream,
+    add_peer_servicer=lambda server, inbox: paxos_pb2_grpc.add_PaxosServicer_to_server(
+        PaxosPeerServicer(inbox), server
+    ),
+    peer_service=paxos_pb2.DESCRIPTOR.services_by_name["Paxos"].full_name,
+    # Acceptor state must be durable before any reply leaves, and a proposer's ACCEPT to
+    # itself is part of that state: every Paxos message waits for the fsync.
+    sends_before_persist=lambda message: False,
+)
+
+ENGINES: dict[str, Engine] = {"raft": RAFT, "paxos": PAXOS}

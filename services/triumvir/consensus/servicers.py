@@ -138,7 +138,13 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         )
 
     async def Range(self, request, context):
-        return await _guard(context, lambda: self._replica.range(request))
+        # An engine whose followers cannot confirm a read index themselves sends the read
+        # on to the leader, like a write.
+        return await _guard(
+            context,
+            lambda: self._replica.range(request),
+            forward=(self._forwarder, "/triumvir.v1.KV/Range", request, kv_pb2.RangeResponse),
+        )
 
     async def DeleteRange(self, request, context):
         return await _guard(
@@ -215,10 +221,28 @@ class LeaseServicer(lease_pb2_grpc.LeaseServicer):
             yield response
 
     async def TimeToLive(self, request, context):
-        return await _guard(context, lambda: self._replica.lease_time_to_live(request))
+        return await _guard(
+            context,
+            lambda: self._replica.lease_time_to_live(request),
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Lease/TimeToLive",
+                request,
+                lease_pb2.LeaseTimeToLiveResponse,
+            ),
+        )
 
     async def Leases(self, request, context):
-        return await _guard(context, lambda: self._replica.leases(request))
+        return await _guard(
+            context,
+            lambda: self._replica.leases(request),
+            forward=(
+                self._forwarder,
+                "/triumvir.v1.Lease/Leases",
+                request,
+                lease_pb2.LeaseLeasesResponse,
+            ),
+        )
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServicer):

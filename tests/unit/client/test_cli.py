@@ -39,7 +39,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in (
         "serve consensus",
-        "up [--engine raft]",
+        "up [--engine raft|paxos]",
         "kv put KEY VALUE",
         "kv get KEY",
         "kv del KEY",
