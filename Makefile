@@ -30,8 +30,9 @@ $(GENERATED): $(PROTOS) $(INSTALLED)
 	touch $@
 
 # A local 3-replica group on 127.0.0.1:7001-7003, data under ./.data; Ctrl-C stops it.
+# make run ENGINE=paxos runs it on Multi-Paxos.
 run: setup
-	$(VENV)/bin/triumvir up
+	$(VENV)/bin/triumvir up --engine $(ENGINE)
 
 test: setup
 	$(PY) -m pytest -q -n $(JOBS) --timeout 600

@@ -146,8 +146,16 @@ def format_report(reports: Sequence[SystemReport]) -> str:
     ]
     if failures:
         parts.append("\n".join(failures))
-    parts.append(f"{NUMERATOR} / {DENOMINATOR}\n" + format_ratios(compute_ratios(reports)))
+    for numerator in _numerators(reports):
+        ratios = compute_ratios(reports, numerator)
+        parts.append(f"{numerator} / {DENOMINATOR}\n" + format_ratios(ratios))
     return "\n\n".join(parts) + "\n"
+
+
+def _numerators(reports: Sequence[SystemReport]) -> list[str]:
+    """Every system raced against the denominator; the default one even if it failed."""
+    names = [r.system for r in reports if r.system != DENOMINATOR]
+    return names or [NUMERATOR]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -176,15 +184,22 @@ def to_json(reports: Sequence[SystemReport], settings: dict[str, Any]) -> dict[s
                 }
             )
         systems.append({"system": report.system, "failure": report.failure, "runs": runs})
-    ratios = [
-        {"concurrency": r.concurrency, "throughput": r.throughput, "latency_p50": r.latency_p50}
-        for r in compute_ratios(reports)
+    sections = [
+        {
+            "numerator": numerator,
+            "denominator": DENOMINATOR,
+            "by_concurrency": [
+                {
+                    "concurrency": r.concurrency,
+                    "throughput": r.throughput,
+                    "latency_p50": r.latency_p50,
+                }
+                for r in compute_ratios(reports, numerator)
+            ],
+        }
+        for numerator in _numerators(reports)
     ]
-    return {
-        "settings": settings,
-        "systems": systems,
-        "ratios": {"numerator": NUMERATOR, "denominator": DENOMINATOR, "by_concurrency": ratios},
-    }
+    return {"settings": settings, "systems": systems, "ratios": sections}
 
 
 def write_json(path: Path, reports: Sequence[SystemReport], settings: dict[str, Any]) -> Path:

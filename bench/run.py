@@ -29,7 +29,9 @@ from bench.loadgen import (
 from bench.report import Measurement, SystemReport, format_report, write_json
 from bench.triumvir_cluster import ENGINES, REPO_ROOT, TriumvirCluster, TriumvirUnavailable
 
-SYSTEMS = ("triumvir", "etcd")
+SYSTEMS = ("triumvir", "triumvir-paxos", "etcd")
+# The paxos column is the same server with --engine paxos; "triumvir" runs --engine.
+PAXOS_SYSTEM = "triumvir-paxos"
 DEFAULT_CONCURRENCY = (1, 16, 64)
 RESULTS_PATH = REPO_ROOT / ".bench" / "results.json"
 CONCURRENCY_LEVELS_MAX = 16
@@ -103,8 +105,12 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchSettings:
     parser.add_argument(
         "--concurrency", type=_int_list, default=DEFAULT_CONCURRENCY, help="e.g. 1,16,64"
     )
-    parser.add_argument("--systems", type=_system_list, default=SYSTEMS, help="triumvir,etcd")
-    parser.add_argument("--engine", choices=ENGINES, default="raft", help="triumvir engine")
+    parser.add_argument(
+        "--systems", type=_system_list, default=SYSTEMS, help="triumvir,triumvir-paxos,etcd"
+    )
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="raft", help="engine of the triumvir column"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="results JSON path")
     args = parser.parse_args(argv)
     settings = BenchSettings(
@@ -173,6 +179,8 @@ def bench_system(name: str, settings: BenchSettings) -> SystemReport:
     measurements: list[Measurement] = []
     if name == "triumvir":
         cluster, find_leader, open_target = _triumvir_plan(settings.engine)
+    elif name == PAXOS_SYSTEM:
+        cluster, find_leader, open_target = _triumvir_plan("paxos")
     else:
         cluster, find_leader, open_target = _etcd_plan()
     _progress(f"{name}: starting a 3-member cluster")

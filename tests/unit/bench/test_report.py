@@ -115,5 +115,14 @@ def test_json_round_trips_with_nan_as_null(tmp_path):
     assert systems["triumvir"]["runs"][0]["errors"] == 3
     assert systems["etcd"]["runs"][2]["throughput_ops_s"] == 7596.0
     assert systems["etcd"]["runs"][0]["peak_mib_per_replica"] == [40.0, 52.5, 47.0]
-    ratios = doc["ratios"]["by_concurrency"]
+    assert [section["numerator"] for section in doc["ratios"]] == ["triumvir"]
+    ratios = doc["ratios"][0]["by_concurrency"]
     assert ratios[0] == {"concurrency": 1, "throughput": 0.0, "latency_p50": None}
+
+
+def test_every_triumvir_engine_gets_its_own_ratio_section():
+    paxos = measured("triumvir-paxos", [(1, 214.0, 3.6, 6.0)])
+    text = format_report([TRIUMVIR, paxos, ETCD])
+    assert "triumvir / etcd" in text and "triumvir-paxos / etcd" in text
+    section = text.split("triumvir-paxos / etcd")[1]
+    assert "0.20x" in section  # 214 / 1070 ops/s at C=1
