@@ -38,7 +38,6 @@ class ReplicaConfig:
     key_bytes_max: int = KEY_BYTES_MAX_DEFAULT
     value_bytes_max: int = VALUE_BYTES_MAX_DEFAULT
     request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT
-    metrics_listen: str = ""  # host:port for Prometheus /metrics; empty = off
     log_level: str = "info"
 
     @property
@@ -78,7 +77,6 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
     ("key-bytes-max", int, KEY_BYTES_MAX_DEFAULT, "largest key accepted"),
     ("value-bytes-max", int, VALUE_BYTES_MAX_DEFAULT, "largest value accepted"),
     ("request-bytes-max", int, REQUEST_BYTES_MAX_DEFAULT, "largest request accepted"),
-    ("metrics-listen", str, "", "host:port for Prometheus /metrics (empty: off)"),
     ("log-level", str, "info", "debug, info, warning or error"),
 )
 
