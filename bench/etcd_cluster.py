@@ -10,12 +10,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
-from bench.processes import free_ports, log_tail, peak_rss_mib, stop_process
+from bench.processes import ClusterProcesses, free_ports, log_tail, stop_process
 
 ETCD_BINARY = Path("/usr/bin/etcd")
 ETCD_PACKAGE = "etcd-server"
@@ -100,7 +99,7 @@ def member_command(
     ]  # fmt: skip
 
 
-class EtcdCluster:
+class EtcdCluster(ClusterProcesses):
     """Context manager: starts three members, waits until all agree on a leader, cleans up."""
 
     name = "etcd"
@@ -108,31 +107,12 @@ class EtcdCluster:
     def __init__(self, binary: Path | None = None) -> None:
         self._binary = binary
         self._members: tuple[EtcdMember, ...] = ()
-        self._procs: list[subprocess.Popen[bytes]] = []
+        super().__init__()
         self._root: Path | None = None
 
     @property
     def endpoints(self) -> tuple[str, ...]:
         return tuple(m.endpoint for m in self._members)
-
-    @property
-    def pids(self) -> tuple[int, ...]:
-        return tuple(p.pid for p in self._procs)
-
-    def peak_mib_per_replica(self) -> tuple[float, ...]:
-        return tuple(peak_rss_mib(p.pid) for p in self._procs)
-
-    def __enter__(self) -> EtcdCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         binary = self._binary or ensure_etcd_binary()

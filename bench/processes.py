@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 KIB_PER_MIB = 1024
 # A replica that ignores SIGTERM this long is killed, so a benchmark never hangs on exit.
@@ -80,3 +83,36 @@ def strip_scheme(url: str) -> str:
     """`http://127.0.0.1:2379` -> `127.0.0.1:2379`, the form gRPC channels take."""
     _, sep, rest = url.partition("://")
     return (rest if sep else url).rstrip("/")
+
+
+class ClusterProcesses(abc.ABC):
+    """What every launched cluster shares: its member processes, their memory peaks, and
+    use as a context manager around the subclass's `start` and `stop`."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(p.pid for p in self._procs)
+
+    def peak_mib_per_replica(self) -> tuple[float, ...]:
+        return tuple(peak_rss_mib(p.pid) for p in self._procs)
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

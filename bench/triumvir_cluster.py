@@ -9,12 +9,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.processes import free_ports, log_tail, peak_rss_mib, stop_process
+from bench.processes import ClusterProcesses, free_ports, log_tail, stop_process
 from triumvir.consensus.config import ENGINES
 
 REPLICAS = 3
@@ -73,7 +72,7 @@ def preflight() -> None:
         raise TriumvirUnavailable(f"triumvir server cannot be started: `{probe}` failed: {reason}")
 
 
-class TriumvirCluster:
+class TriumvirCluster(ClusterProcesses):
     """Context manager: starts three replicas, waits for SERVING on all, SIGTERMs them."""
 
     name = "triumvir"
@@ -83,7 +82,7 @@ class TriumvirCluster:
             raise ValueError(f"engine must be one of {ENGINES}")
         self._engine = engine
         self._addresses: dict[int, str] = {}
-        self._procs: list[subprocess.Popen[bytes]] = []
+        super().__init__()
         self._root: Path | None = None
 
     @property
@@ -94,25 +93,6 @@ class TriumvirCluster:
     def addresses(self) -> dict[int, str]:
         """Replica id -> client address, as the group was configured."""
         return dict(self._addresses)
-
-    @property
-    def pids(self) -> tuple[int, ...]:
-        return tuple(p.pid for p in self._procs)
-
-    def peak_mib_per_replica(self) -> tuple[float, ...]:
-        return tuple(peak_rss_mib(p.pid) for p in self._procs)
-
-    def __enter__(self) -> TriumvirCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         preflight()

@@ -18,7 +18,6 @@ import collections
 import contextlib
 import heapq
 import itertools
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,7 +87,7 @@ class Core(Protocol):
     def ready(self) -> Ready: ...
     def advance(self, ready: Ready) -> None: ...
     def compact(self, snapshot: Snapshot) -> None: ...
-    def log_entries(self) -> tuple[Entry, ...]: ...
+    def snapshot_meta_for(self, index: int) -> SnapshotMeta: ...
 
 
 class ProposalLost(Unavailable):
@@ -140,9 +139,7 @@ class Driver:
         self._applied = core.applied_index
         self._persisted_hard_state = HardState(core.term, core.vote, core.commit_index)
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
         self._log = get_logger(node_id=core.node_id)
-        self.leader_changes = 0
         self.stats: collections.Counter[str] = collections.Counter()
         self._last_leader = NO_NODE
 
@@ -153,7 +150,6 @@ class Driver:
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._ticker())]
 
     async def stop(self) -> None:
-        self._stopping = True
         self._log.info("driver stopping", **self.stats)
         for task in self._tasks:
             task.cancel()
@@ -316,14 +312,12 @@ class Driver:
         for message in early:
             self._send(message)
         if ready.snapshot is not None or ready.entries or self._vote_changed(ready):
-            started = time.perf_counter()
             if self._persist_inline(ready):
                 if early:
                     await asyncio.sleep(0)  # let the transport hand the APPENDs to gRPC first
                 self._persist(ready)
             else:
                 await asyncio.get_running_loop().run_in_executor(self._io, self._persist, ready)
-            self.fsync_seconds_last = time.perf_counter() - started
         elif ready.hard_state is not None:
             # Only the commit index moved. It is recomputed from a quorum after a restart, so
             # it rides along with the next fsync instead of costing one of its own.
@@ -357,7 +351,6 @@ class Driver:
         self.core.advance(ready)
         if self.core.leader_id != self._last_leader:
             self._last_leader = self.core.leader_id
-            self.leader_changes += 1
             self._log.info(
                 "leader changed",
                 leader_id=self.core.leader_id,
@@ -419,21 +412,15 @@ class Driver:
                 future.set_result(index)
 
     async def _take_snapshot(self) -> None:
-        meta = SnapshotMeta(index=self._applied, term=self._term_at_applied(), conf=self.core.conf)
+        # The core knows the term and membership at the applied index; the file on disk must
+        # carry exactly what the core will keep after compact().
+        meta = self.core.snapshot_meta_for(self._applied)
         snapshot = Snapshot(meta, self._machine.snapshot())
         await asyncio.get_running_loop().run_in_executor(
             self._io, self._storage.save_snapshot, snapshot
         )
         self.core.compact(snapshot)
         self._log.info("snapshot taken", index=meta.index, bytes=len(snapshot.data))
-
-    def _term_at_applied(self) -> int:
-        for entry in reversed(self.core.log_entries()):
-            if entry.index == self._applied:
-                return entry.term
-            if entry.index < self._applied:
-                break
-        return self.core.snapshot_meta.term
 
     # ---- observation -----------------------------------------------------------------
 

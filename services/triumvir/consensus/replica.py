@@ -8,6 +8,7 @@ Errors are domain errors; the servicers turn them into gRPC statuses.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -350,8 +351,6 @@ class Replica:
     # ---- maintenance -------------------------------------------------------------------
 
     async def snapshot_chunks(self) -> AsyncIterator[maintenance_pb2.SnapshotResponse]:
-        import hashlib
-
         await self._barrier(serializable=False)
         data = self.machine.snapshot()
         digest = hashlib.sha256(data).digest()
