@@ -108,6 +108,12 @@ class SimResult:
     stats: tuple[tuple[str, object], ...]
 
 
+def limits_for(seed: int) -> SimLimits:
+    """Every other pair of seeds runs one APPEND in flight per follower (the servers'
+    default), the rest pipeline several."""
+    return SimLimits(max_inflight_appends=1 if (seed // 2) % 2 == 0 else 4)
+
+
 def members_for(seed: int) -> int:
     """Seeds alternate between a 3-member and a 5-member group."""
     return 3 if seed % 2 == 0 else 5
@@ -342,7 +348,7 @@ def run_seed(
     chosen = _engine(engine)
     size = members if members is not None else members_for(seed)
     trace = trace if trace is not None else Trace()
-    run = _Run(seed, chosen, size, limits or SimLimits(), trace)
+    run = _Run(seed, chosen, size, limits or limits_for(seed), trace)
     try:
         run.fault_phase()
         if not run.unsafe():

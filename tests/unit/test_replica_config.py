@@ -26,6 +26,7 @@ def test_environment_fills_missing_flags_and_flags_win():
         ([*BASE, "--peers", "1=a:1,1=b:2"], "listed twice"),
         ([*BASE, *PEERS, "--engine", "zab"], "--engine must be one of"),
         ([*BASE, *PEERS, "--heartbeat-ticks", "40"], "smaller than --election-ticks"),
+        ([*BASE, *PEERS, "--max-inflight-appends", "0"], "--max-inflight-appends must be"),
         (["--listen", "h:1", "--data-dir", "d"], "--id (or TRIUMVIR_ID) is required"),
     ],
 )
@@ -33,6 +34,11 @@ def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
     with pytest.raises(ConfigError) as caught:
         parse(argv, {})
     assert message in str(caught.value)
+
+
+def test_one_replication_batch_in_flight_per_follower_unless_raised():
+    assert parse([*BASE, *PEERS], {}).max_inflight_appends == 1
+    assert parse([*BASE, *PEERS, "--max-inflight-appends", "8"], {}).max_inflight_appends == 8
 
 
 def test_peer_list_tolerates_spaces_and_trailing_commas():

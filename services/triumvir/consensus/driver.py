@@ -299,10 +299,11 @@ class Driver:
                 await self._handle(self.core.ready())
 
     async def _handle(self, ready: Ready) -> None:
-        persisted_term = self.core.term if ready.hard_state is None else None
         early: list[Message] = []
         late: list[Message] = []
-        leader = self.core.role is Role.LEADER and persisted_term is not None
+        # A leader whose term and vote are already on disk may send its APPENDs while its
+        # own write runs; a moved commit index alone never holds them back.
+        leader = self.core.role is Role.LEADER and not self._vote_changed(ready)
         for message in ready.messages:
             (early if leader and self._sends_before_persist(message) else late).append(message)
         self.stats["readies"] += 1

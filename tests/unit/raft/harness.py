@@ -245,6 +245,13 @@ class Network:
             for node_id in self.live() if node_ids is None else node_ids:
                 self.core(node_id).tick()
 
+    def spread_commit(self) -> None:
+        """Tick only the leaders: a commit index not yet carried by an APPEND with entries
+        reaches the followers on the leader's next tick."""
+        self.stabilize()
+        self.tick(self.leaders())
+        self.stabilize()
+
     def tick_and_stabilize(self, times: int, keep: MessageFilter | None = None) -> None:
         for _ in range(times):
             self.tick()

@@ -72,6 +72,7 @@ def test_learner_promoted_only_when_caught_up() -> None:
     net.tick_and_stabilize(2)
     leader.propose_conf_change(_change(ConfChangeKind.PROMOTE, 4))
     net.tick_and_stabilize(1)
+    net.spread_commit()
     assert all(net.core(n).conf.voters == {1, 2, 3, 4} for n in (1, 2, 3, 4))
     assert not net.core(4).conf.learners
 
@@ -139,6 +140,7 @@ def test_remove_leader_steps_down() -> None:
     campaigns = (MessageType.PRE_VOTE, MessageType.VOTE)
     assert not any(m.src == 1 and m.type in campaigns for m in net.delivered[before:])
     _, index = net.propose(net.leader(), b"after")
+    net.spread_commit()
     assert net.core(2).commit_index == net.core(3).commit_index == index
 
 

@@ -117,7 +117,7 @@ def test_figure2_applied_never_exceeds_commit() -> None:
             net.queue.extend(ready.messages)
             assert core.applied_index <= core.commit_index <= core.last_index
         net.deliver()
-    net.stabilize()
+    net.spread_commit()
     assert net.core(3).applied_index == net.core(1).commit_index
 
 
@@ -126,6 +126,7 @@ def test_leader_appends_noop_of_its_term_on_election() -> None:
     net.elect(2)
     last = net.core(2).log_entries()[-1]
     assert last.kind is EntryKind.NOOP and last.term == net.core(2).term
+    net.spread_commit()
     assert all(net.core(n).commit_index == last.index for n in (1, 2, 3))
 
 
@@ -170,6 +171,7 @@ def test_fast_backoff_skips_conflicting_term() -> None:
     ]
     assert 1 <= len(rejections) <= 2  # not one per stale entry
     assert net.log_terms(2) == net.log_terms(1)
+    net.spread_commit()
     assert net.core(2).commit_index == net.core(1).commit_index == net.core(1).last_index
 
 
@@ -272,6 +274,7 @@ def test_forwarded_proposal_is_appended_by_leader() -> None:
     term = net.core(2).term
     net.core(1).step(Message(MessageType.PROPOSE, 2, 1, term, entries=(Entry(0, 0, data=b"f"),)))
     net.stabilize()
+    net.spread_commit()
     assert net.nodes[3].data == [b"f"]
 
 

@@ -38,6 +38,7 @@ def test_restart_from_snapshot_replays_only_later_entries() -> None:
     assert after.applied_index == stored.snapshot.meta.index
     assert after.conf.voters == {1, 2, 3}
     net.stabilize()
+    net.spread_commit()
     assert net.nodes[2].data == net.nodes[1].data
 
 

@@ -33,7 +33,7 @@ def _write_with_last_record(directory: Path, last: Entry | HardState) -> tuple[i
     wal.append_entries(entries(1, 4, term=2))
     wal.write_hard_state(HARD)
     wal.sync()
-    start = _single_segment(directory).stat().st_size
+    start = wal.end_offset
     if isinstance(last, Entry):
         wal.append_entries([last])
     else:
@@ -64,10 +64,15 @@ def test_wal_torn_tail_at_every_byte_offset(tmp_path: Path, last: Entry | HardSt
         wal = WriteAheadLog.open(copy_dir)
         assert _recovered_entries(wal) == tuple(entries(1, 4, term=2)), cut
         assert wal.recovery.hard_state == HARD, cut
-        torn = segment.with_name(f"{segment.name}.torn-{start}")
-        assert wal.recovery.torn_tails == (torn,)
-        assert torn.read_bytes() == original[start:cut]
-        assert segment.stat().st_size == start
+        assert wal.end_offset == start, cut
+        if any(original[start:cut]):
+            torn = segment.with_name(f"{segment.name}.torn-{start}")
+            assert wal.recovery.torn_tails == (torn,)
+            assert torn.read_bytes() == original[start:cut]
+            assert segment.stat().st_size == start
+        else:
+            # what survived is zeros, like preallocated space: nothing to keep
+            assert wal.recovery.torn_tails == ()
         wal.close()
 
         again = WriteAheadLog.open(copy_dir)
@@ -96,10 +101,10 @@ def test_wal_flipped_bit_in_middle_record_refuses_to_start(tmp_path: Path) -> No
     wal.append_entries(entries(1, 2))
     wal.sync()
     segment = _single_segment(tmp_path)
-    middle_start = segment.stat().st_size
+    middle_start = wal.end_offset
     wal.append_entries(entries(3, 3))
     wal.sync()
-    middle_end = segment.stat().st_size
+    middle_end = wal.end_offset
     wal.append_entries(entries(4, 6))
     wal.write_hard_state(HARD)
     wal.sync()
@@ -257,3 +262,50 @@ def test_leftover_temp_segment_is_ignored(tmp_path: Path) -> None:
     assert not leftover.exists()
     assert len(reopened.segment_paths()) == 1
     reopened.close()
+
+
+def test_wal_crash_with_preallocated_tail_replays_every_synced_record(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    wal = WriteAheadLog.open(live)
+    wal.append_entries(entries(1, 5))
+    wal.write_hard_state(HARD)
+    wal.sync()
+    segment = _single_segment(live)
+    assert segment.stat().st_size > wal.end_offset  # zeros preallocated past the records
+    crashed = tmp_path / "crashed"
+    shutil.copytree(live, crashed)  # the files as a crash would leave them: never closed
+    wal.close()
+
+    again = WriteAheadLog.open(crashed)
+    assert _recovered_entries(again) == tuple(entries(1, 5))
+    assert again.recovery.hard_state == HARD
+    assert again.recovery.torn_tails == ()
+    again.append_entries(entries(6, 6))
+    again.sync()
+    again.close()
+    assert _recovered_entries(WriteAheadLog.open(crashed)) == tuple(entries(1, 6))
+
+
+def test_wal_torn_record_before_preallocated_zeros_is_cut(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    wal = WriteAheadLog.open(live)
+    wal.append_entries(entries(1, 3))
+    wal.sync()
+    start = wal.end_offset
+    wal.append_entries([Entry(term=1, index=4, data=b"y" * 40)])
+    wal.sync()
+    end = wal.end_offset
+    crashed = tmp_path / "crashed"
+    shutil.copytree(live, crashed)
+    wal.close()
+    segment = _single_segment(crashed)
+    data = bytearray(segment.read_bytes())
+    data[start + (end - start) // 2 : end] = bytes(end - start - (end - start) // 2)
+    segment.write_bytes(bytes(data))  # the record's second half never reached the disk
+
+    again = WriteAheadLog.open(crashed)
+    assert _recovered_entries(again) == tuple(entries(1, 3))
+    (torn,) = again.recovery.torn_tails
+    assert torn.name.endswith(f".torn-{start}")
+    assert again.end_offset == start
+    again.close()

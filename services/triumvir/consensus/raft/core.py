@@ -86,7 +86,10 @@ class RaftCore:
         self._pending_conf_index = 0
         self._reads = ReadIndexTracker()
         self._append_pending = False  # leader: new entries not yet offered to followers
-        self._commit_pending = False  # leader: commit advanced, followers not yet told
+        # leader: commit advanced and some follower has not been told. The news rides on the
+        # next APPEND that carries entries, or leaves on the next tick: under load a commit
+        # never costs a message of its own, and an idle follower learns it within a tick.
+        self._commit_unsent = False
 
         self._messages: list[Message] = []
         self._read_states: list[ReadState] = []
@@ -336,9 +339,7 @@ class RaftCore:
         ):
             return True
         if self._role is Role.LEADER and (
-            self._append_pending
-            or self._commit_pending
-            or (self._reads.has_unsent and self._committed_in_term())
+            self._append_pending or (self._reads.has_unsent and self._committed_in_term())
         ):
             return True
         return self._wants_snapshot(self._apply_sent)
@@ -467,7 +468,7 @@ class RaftCore:
         self._transfer_target = NO_NODE
         self._reads.clear()
         self._append_pending = False
-        self._commit_pending = False
+        self._commit_unsent = False
 
     def _promotable(self) -> bool:
         return self._id in self._conf.voters
@@ -501,6 +502,8 @@ class RaftCore:
                 self._become_follower(self._term, NO_NODE)
                 return
             self._transfer_target = NO_NODE  # a transfer that took this long has failed
+        if self._commit_unsent:
+            self._broadcast_commit()
         if self._heartbeat_elapsed >= self._config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat(self._reads.latest_tag())
@@ -723,7 +726,9 @@ class RaftCore:
                     pr.become_replicate()
             else:
                 pr.inflights.free_up_to(msg.index)
-            if not self._maybe_commit():
+            self._maybe_commit()
+            # A committed membership change may have removed the peer, or this leader.
+            if self._role is Role.LEADER and peer in self._progress:
                 self._send_appends(peer)
             if peer == self._transfer_target and pr.match == self._log.last_index:
                 self._send(MessageType.TIMEOUT_NOW, peer)
@@ -809,11 +814,12 @@ class RaftCore:
             advanced = True
         if not advanced:
             return False
-        self._commit_pending = True
+        self._commit_unsent = True
         self._release_confirmed_reads()
         if self._id not in self._conf.members():
             # Our own removal committed: tell the others, then stand down for good.
             self._flush_leader_output()
+            self._broadcast_commit()
             self._become_follower(self._term, NO_NODE)
         return True
 
@@ -853,14 +859,19 @@ class RaftCore:
     def _flush_leader_output(self) -> None:
         """Offer new entries (and a changed commit index) to every follower at once, so a
         burst of proposals leaves as one APPEND per follower."""
-        if self._append_pending or self._commit_pending:
+        if self._append_pending:
             for peer in sorted(self._progress):
                 if peer != self._id:
                     self._send_appends(peer)
             self._append_pending = False
-            self._commit_pending = False
         if self._reads.has_unsent and self._committed_in_term():
             self._start_read_round()
+
+    def _broadcast_commit(self) -> None:
+        for peer in sorted(self._progress):
+            if peer != self._id:
+                self._send_append(peer, send_if_empty=False, commit_alone=True)
+        self._commit_unsent = False
 
     def _send_appends(self, peer: int) -> bool:
         """Pipeline as many APPENDs as the follower's window allows."""
@@ -871,7 +882,9 @@ class RaftCore:
             sent = True
         return sent
 
-    def _send_append(self, peer: int, *, send_if_empty: bool) -> bool:
+    def _send_append(self, peer: int, *, send_if_empty: bool, commit_alone: bool = False) -> bool:
+        """One APPEND from the follower's next index. Sent when it carries entries, when
+        `send_if_empty` (a probe), or when `commit_alone` and the commit index is news."""
         pr = self._progress[peer]
         if pr.paused:
             return False
@@ -890,7 +903,7 @@ class RaftCore:
         # sending only up to the entries it is known (or about to be known) to match.
         last_sent = entries[-1].index if entries else prev_index
         commit_news = min(self._commit, last_sent) > pr.sent_commit
-        if not entries and not send_if_empty and not commit_news:
+        if not entries and not send_if_empty and not (commit_alone and commit_news):
             return False
         self._send(
             MessageType.APPEND,
@@ -965,6 +978,10 @@ class RaftCore:
             self._send(
                 MessageType.READ_INDEX_RESP, read.requester, index=index, context=read.context
             )
+            if read.requester in self._progress:
+                # The follower serves the read once it has applied `index`: let it learn
+                # that commit now rather than on the next tick.
+                self._send_append(read.requester, send_if_empty=False, commit_alone=True)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -77,8 +77,9 @@ def read_frame(buf: memoryview, pos: int) -> tuple[memoryview | None, str]:
     return payload, ""
 
 
-def intact_record_after(buf: memoryview, pos: int) -> int | None:
-    """Offset of the first intact record starting after `pos`, if any.
+def intact_record_after(buf: memoryview, pos: int, starts_before: int | None = None) -> int | None:
+    """Offset of the first intact record starting after `pos` (and before `starts_before`,
+    where only zeros follow), if any.
 
     A torn write leaves at most one damaged record at the very end, so finding an intact
     record beyond the damage proves the damage is not a torn tail. The likeliest place is
@@ -90,7 +91,10 @@ def intact_record_after(buf: memoryview, pos: int) -> int | None:
         if length > 0 and read_frame(buf, candidate)[0] is not None:
             return candidate
     # bounded by the bytes after the damage; each try is O(1) unless its length fits
-    for candidate in range(pos + 1, len(buf) - FRAME_HEAD.size + 1):
+    last_start = len(buf) - FRAME_HEAD.size + 1
+    if starts_before is not None:
+        last_start = min(last_start, starts_before)
+    for candidate in range(pos + 1, last_start):
         if read_frame(buf, candidate)[0] is not None:
             return candidate
     return None

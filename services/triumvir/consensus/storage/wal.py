@@ -6,6 +6,11 @@ segment is ever written; a new one is created whole (temp file, fsync, rename, d
 fsync) and begins with the current hard state, so dropping older segments after a snapshot
 never loses the latest hard state.
 
+The segment being written is grown ahead of its end in zero-filled chunks, so an fdatasync
+only flushes data: the file's size and block map change once a chunk, not on every write.
+Replay stops at the zeros after the last record, and a sealed segment is cut back to its
+records before the next one is created.
+
 On open, damage at the very end of the last segment is a torn write: the cut bytes are kept
 beside the segment as `<segment>.torn-<offset>` and the segment is truncated. Damage
 anywhere else means acknowledged data is unreadable, and opening refuses with CorruptLog.
@@ -33,6 +38,7 @@ from triumvir.consensus.storage.interface import CorruptLog, DecodeError, LogGap
 from triumvir.consensus.storage.log_window import LogWindow
 
 SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024
+PREALLOCATE_BYTES = 4 * 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
 TORN_COPIES_MAX = 1000
 """Upper bound on `.torn-<offset>.<n>` names tried when the same cut repeats."""
@@ -51,6 +57,7 @@ class _Segment:
     sequence: int
     first_index: int
     max_index: int  # highest entry index recorded in this segment; 0 when it holds none
+    end: int = 0  # where its records end; preallocated zeros may follow
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +129,9 @@ class WriteAheadLog:
         self.recovery = recovery
         self._segment_bytes_max = segment_bytes_max
         self._hard_state = recovery.hard_state  # the last one written: heads a new segment
-        tail = segments[-1].path
-        self._file: BinaryIO = open(tail, "ab", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
-        self._size = tail.stat().st_size
+        self._file: BinaryIO = self._open_for_append(segments[-1])
+        self._size = segments[-1].end
+        self._allocated = os.fstat(self._file.fileno()).st_size
         self._dirty = False
 
     @classmethod
@@ -152,8 +159,9 @@ class WriteAheadLog:
                 torn.append(cut)
         if not segments:
             first = path / segment_name(0, first_index)
-            write_durably(first, records.encode_record(HardState()))
-            segments.append(_Segment(first, 0, first_index, 0))
+            header = records.encode_record(HardState())
+            write_durably(first, header)
+            segments.append(_Segment(first, 0, first_index, 0, len(header)))
         recovery = WalRecovery(replay.window, replay.hard_state, replay.mark, tuple(torn))
         return cls(path, segments, recovery, segment_bytes_max)
 
@@ -182,11 +190,12 @@ class WriteAheadLog:
         self._write(records.encode_record(meta))
 
     def sync(self) -> None:
-        """One flush and one fsync for everything written since the last sync."""
+        """One flush and one fdatasync for everything written since the last sync: the
+        size and block map it needs were made durable when the chunk was preallocated."""
         if not self._dirty:
             return
         self._file.flush()
-        os.fsync(self._file.fileno())
+        os.fdatasync(self._file.fileno())
         self._dirty = False
 
     def compact(self, index: int) -> int:
@@ -201,25 +210,58 @@ class WriteAheadLog:
             fsync_dir(self._directory)
         return removed
 
+    @property
+    def end_offset(self) -> int:
+        """Where the records of the segment being written end."""
+        return self._size
+
     def close(self) -> None:
-        self._file.close()
+        """Leaves the segment cut back to its records, as a sealed one is."""
+        self._seal()
 
     def _write(self, framed: bytes) -> None:
+        if self._size + len(framed) > self._allocated:
+            self._preallocate(self._size + len(framed))
         self._file.write(framed)
         self._size += len(framed)
         self._dirty = True
 
+    def _preallocate(self, needed: int) -> None:
+        """Grow the file with zeros to at least `needed`, durably, before writing there."""
+        self._file.flush()
+        fd = self._file.fileno()
+        target = max(needed, min(self._allocated + PREALLOCATE_BYTES, self._segment_bytes_max))
+        os.posix_fallocate(fd, self._allocated, target - self._allocated)
+        os.fsync(fd)
+        self._allocated = target
+
+    def _open_for_append(self, segment: _Segment) -> BinaryIO:
+        file = open(segment.path, "r+b", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
+        file.seek(segment.end)
+        return file
+
+    def _seal(self) -> None:
+        """Flush, cut the preallocated zeros off the segment and make it durable."""
+        self._file.flush()
+        fd = self._file.fileno()
+        os.ftruncate(fd, self._size)
+        os.fsync(fd)
+        self._dirty = False
+        self._file.close()
+
     def _rotate(self, first_index: int) -> None:
         # seal the old segment first, so a crash can never leave a hole before the new one
-        self.sync()
-        self._file.close()
+        self._seal()
+        self._segments[-1].end = self._size
         sequence = self._segments[-1].sequence + 1
         path = self._directory / segment_name(sequence, first_index)
         header = records.encode_record(self._hard_state)
         write_durably(path, header)
-        self._segments.append(_Segment(path, sequence, first_index, 0))
-        self._file = open(path, "ab", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
+        segment = _Segment(path, sequence, first_index, 0, len(header))
+        self._segments.append(segment)
+        self._file = self._open_for_append(segment)
         self._size = len(header)
+        self._allocated = len(header)
 
 
 def _list_segments(directory: Path) -> list[_Segment]:
@@ -242,11 +284,15 @@ def _replay_segment(segment: _Segment, replay: _Replay, is_last: bool) -> Path |
     """Replay one segment; returns the torn-tail file if its end had to be cut."""
     data = segment.path.read_bytes()
     buf = memoryview(data)
+    # Preallocated space is zeros; no record starts there (a record never begins with a
+    # zero header, since an empty payload is not a record).
+    zeros_from = len(data.rstrip(b"\0"))
     pos = 0
-    while pos < len(buf):
+    while pos < zeros_from:
         payload, reason = records.read_frame(buf, pos)
         if payload is None:
-            if is_last and records.intact_record_after(buf, pos) is None:
+            if is_last and records.intact_record_after(buf, pos, zeros_from) is None:
+                segment.end = pos
                 return _cut_tail(segment.path, data, pos)
             where = "" if is_last else " of a sealed segment"
             raise CorruptLog(
@@ -262,6 +308,7 @@ def _replay_segment(segment: _Segment, replay: _Replay, is_last: bool) -> Path |
         if isinstance(record, Entry):
             segment.max_index = max(segment.max_index, record.index)
         pos += records.FRAME_HEAD.size + len(payload)
+    segment.end = pos
     return None
 
 
