@@ -57,8 +57,8 @@ format: setup
 clean:
 	rm -rf $(VENV) services/triumvir/v1 .pytest_cache .ruff_cache
 
-# make bench [BENCH_ARGS="--duration 5 --systems etcd"] — triumvir vs etcd on this machine,
-# side by side; prints the table and the ratio, writes .bench/results.json.
+# make bench [BENCH_ARGS="--rounds 1 --duration 3"] — triumvir vs etcd on this machine,
+# in interleaved rounds; prints medians and the ratios, writes .bench/results.json.
 .PHONY: bench
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)

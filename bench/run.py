@@ -1,7 +1,10 @@
-"""`python -m bench.run`: each system, fresh cluster, every concurrency, one table.
+"""`python -m bench.run`: interleaved rounds of every system, medians in one table.
 
-Exits non-zero when any requested system could not be measured, so `make bench` fails
-loudly instead of printing a table with a hole in it.
+Each round gives every system a fresh cluster and runs every concurrency on it; odd rounds
+take the systems in the given order, even rounds in reverse, so no system always runs right
+after another on this shared machine, whose speed drifts. Exits non-zero when any requested
+system could not be measured in some round, so `make bench` fails loudly instead of
+printing a table with a hole in it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +38,8 @@ PAXOS_SYSTEM = "triumvir-paxos"
 DEFAULT_CONCURRENCY = (1, 16, 64)
 RESULTS_PATH = REPO_ROOT / ".bench" / "results.json"
 CONCURRENCY_LEVELS_MAX = 16
+DEFAULT_ROUNDS = 3
+ROUNDS_MAX = 100
 # Failures that mean "this system could not be measured", as opposed to a bug in the bench.
 SYSTEM_FAILURES = (TriumvirUnavailable, EtcdUnavailable, LeaderNotFound, OSError)
 
@@ -64,6 +69,7 @@ class BenchSettings:
     systems: tuple[str, ...]
     engine: str
     output: Path
+    rounds: int = DEFAULT_ROUNDS
 
     def specs(self) -> tuple[LoadSpec, ...]:
         return tuple(LoadSpec(c, self.duration_s, self.warmup_s) for c in self.concurrency)
@@ -75,6 +81,7 @@ class BenchSettings:
             "concurrency": list(self.concurrency),
             "systems": list(self.systems),
             "engine": self.engine,
+            "rounds": self.rounds,
             "value_bytes": LoadSpec(1, 1.0, 0.0).value_bytes,
             "started_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -90,6 +97,16 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
+    if not 1 <= value <= ROUNDS_MAX:
+        raise argparse.ArgumentTypeError(f"give 1..{ROUNDS_MAX} rounds")
+    return value
+
+
 def _system_list(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in SYSTEMS]
@@ -100,8 +117,11 @@ def _system_list(text: str) -> tuple[str, ...]:
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchSettings:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per C")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per C")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--rounds", type=_rounds, default=DEFAULT_ROUNDS, help="rounds of every system"
+    )
     parser.add_argument(
         "--concurrency", type=_int_list, default=DEFAULT_CONCURRENCY, help="e.g. 1,16,64"
     )
@@ -120,6 +140,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchSettings:
         systems=args.systems,
         engine=args.engine,
         output=args.output,
+        rounds=args.rounds,
     )
     try:
         settings.specs()
@@ -132,7 +153,20 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def round_order(systems: Sequence[str], round_number: int) -> tuple[str, ...]:
+    """Odd rounds (1-based) take the systems as given, even rounds in reverse."""
+    return tuple(systems) if round_number % 2 == 1 else tuple(reversed(systems))
+
+
+def schedule(systems: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:
+    """(round, system) in the order they run."""
+    for round_number in range(1, rounds + 1):
+        for name in round_order(systems, round_number):
+            yield round_number, name
+
+
 async def _measure(
+    label: str,
     cluster: Cluster,
     find_leader: LeaderFinder,
     open_target: TargetOpener,
@@ -141,14 +175,14 @@ async def _measure(
 ) -> None:
     """Runs every spec against the leader; results land in `sink` as they complete."""
     leader = await find_leader()
-    _progress(f"{cluster.name}: leader at {leader}")
+    _progress(f"{label}: leader at {leader}")
     target = open_target(leader)
     try:
         for spec in specs:
             result = await run_load(target, spec)
             sink.append(Measurement(result, cluster.peak_mib_per_replica()))
             _progress(
-                f"{cluster.name} C={spec.concurrency}: {result.throughput_ops_s:,.0f} ops/s, "
+                f"{label} C={spec.concurrency}: {result.throughput_ops_s:,.0f} ops/s, "
                 f"p50 {result.latency_ms_p50:.2f} ms, p99 {result.latency_ms_p99:.2f} ms, "
                 f"{result.errors} errors"
             )
@@ -174,8 +208,9 @@ def _etcd_plan() -> tuple[Cluster, LeaderFinder, TargetOpener]:
     return cluster, find_leader, EtcdTarget
 
 
-def bench_system(name: str, settings: BenchSettings) -> SystemReport:
-    """One fresh cluster for `name`, reused across every concurrency level."""
+def bench_system(name: str, settings: BenchSettings, round_number: int) -> SystemReport:
+    """One fresh cluster for `name` in one round, reused across every concurrency level."""
+    label = f"round {round_number}/{settings.rounds}: {name}"
     measurements: list[Measurement] = []
     if name == "triumvir":
         cluster, find_leader, open_target = _triumvir_plan(settings.engine)
@@ -183,22 +218,27 @@ def bench_system(name: str, settings: BenchSettings) -> SystemReport:
         cluster, find_leader, open_target = _triumvir_plan("paxos")
     else:
         cluster, find_leader, open_target = _etcd_plan()
-    _progress(f"{name}: starting a 3-member cluster")
+    _progress(f"{label}: starting a 3-member cluster")
+    specs = settings.specs()
     try:
         cluster.start()
         try:
-            asyncio.run(_measure(cluster, find_leader, open_target, settings.specs(), measurements))
+            asyncio.run(_measure(label, cluster, find_leader, open_target, specs, measurements))
         finally:
             cluster.stop()
     except SYSTEM_FAILURES as err:
-        _progress(f"{name}: NOT MEASURED\n{err}")
-        return SystemReport(name, tuple(measurements), failure=str(err) or type(err).__name__)
-    return SystemReport(name, tuple(measurements))
+        _progress(f"{label}: NOT MEASURED\n{err}")
+        failure = str(err) or type(err).__name__
+        return SystemReport(name, tuple(measurements), failure, round_number)
+    return SystemReport(name, tuple(measurements), round=round_number)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    reports = [bench_system(name, settings) for name in settings.systems]
+    reports = [
+        bench_system(name, settings, round_number)
+        for round_number, name in schedule(settings.systems, settings.rounds)
+    ]
     print(format_report(reports), end="", flush=True)
     path = write_json(settings.output, reports, settings.as_json())
     print(f"\nresults written to {path}")

@@ -4,7 +4,14 @@ from pathlib import Path
 import pytest
 
 from bench.etcd_cluster import EtcdMember, member_command
-from bench.run import DEFAULT_CONCURRENCY, RESULTS_PATH, SYSTEMS, parse_args
+from bench.run import (
+    DEFAULT_CONCURRENCY,
+    RESULTS_PATH,
+    SYSTEMS,
+    parse_args,
+    round_order,
+    schedule,
+)
 from bench.triumvir_cluster import replica_command
 
 
@@ -38,18 +45,21 @@ def test_run_defaults_match_the_workload():
     settings = parse_args([])
     assert settings.concurrency == DEFAULT_CONCURRENCY == (1, 16, 64)
     assert settings.systems == SYSTEMS
-    assert (settings.duration_s, settings.warmup_s) == (10.0, 2.0)
+    assert (settings.duration_s, settings.warmup_s, settings.rounds) == (5.0, 1.0, 3)
     assert settings.output == RESULTS_PATH
     assert [s.concurrency for s in settings.specs()] == [1, 16, 64]
+    assert settings.as_json()["rounds"] == 3
 
 
 def test_run_arguments_are_parsed():
     settings = parse_args(
-        ["--duration", "5", "--warmup", "1", "--concurrency", "4,8", "--systems", "etcd"]
+        ["--duration", "3", "--warmup", "0.5", "--concurrency", "4,8", "--systems", "etcd"]
     )
     assert settings.concurrency == (4, 8)
     assert settings.systems == ("etcd",)
-    assert settings.specs()[1].duration_s == 5.0
+    assert parse_args(["--rounds", "1"]).rounds == 1
+    assert settings.specs()[1].duration_s == 3.0
+    assert settings.specs()[1].warmup_s == 0.5
 
 
 @pytest.mark.parametrize(
@@ -59,8 +69,33 @@ def test_run_arguments_are_parsed():
         ["--concurrency", "a,b"],
         ["--concurrency", "0"],
         ["--engine", "x"],
+        ["--rounds", "0"],
+        ["--rounds", "-2"],
+        ["--rounds", "two"],
+        ["--rounds", "1.5"],
     ],
 )
 def test_bad_arguments_are_rejected(argv):
     with pytest.raises(SystemExit):
         parse_args(argv)
+
+
+def test_round_order_alternates_between_given_and_reversed():
+    systems = ("triumvir", "triumvir-paxos", "etcd")
+    assert round_order(systems, 1) == systems
+    assert round_order(systems, 2) == ("etcd", "triumvir-paxos", "triumvir")
+    assert round_order(systems, 3) == systems
+    assert round_order(systems, 4) == round_order(systems, 2)
+
+
+def test_schedule_runs_every_system_once_per_round_in_alternating_order():
+    plan = list(schedule(("triumvir", "etcd"), 3))
+    assert plan == [
+        (1, "triumvir"),
+        (1, "etcd"),
+        (2, "etcd"),
+        (2, "triumvir"),
+        (3, "triumvir"),
+        (3, "etcd"),
+    ]
+    assert list(schedule(("etcd",), 2)) == [(1, "etcd"), (2, "etcd")]
