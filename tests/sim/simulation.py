@@ -109,8 +109,8 @@ class SimResult:
 
 
 def limits_for(seed: int) -> SimLimits:
-    """Every other pair of seeds runs one APPEND in flight per follower (the servers'
-    default), the rest pipeline several."""
+    """Every other pair of seeds allows a single APPEND in flight per follower (the
+    tightest setting the servers accept), the rest pipeline several."""
     return SimLimits(max_inflight_appends=1 if (seed // 2) % 2 == 0 else 4)
 
 

@@ -36,8 +36,8 @@ def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
     assert message in str(caught.value)
 
 
-def test_one_replication_batch_in_flight_per_follower_unless_raised():
-    assert parse([*BASE, *PEERS], {}).max_inflight_appends == 1
+def test_two_replication_batches_in_flight_per_follower_unless_changed():
+    assert parse([*BASE, *PEERS], {}).max_inflight_appends == 2
     assert parse([*BASE, *PEERS, "--max-inflight-appends", "8"], {}).max_inflight_appends == 8
 
 

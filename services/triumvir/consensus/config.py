@@ -35,9 +35,11 @@ class ReplicaConfig:
     election_ticks: int = 30
     heartbeat_ticks: int = 3
     snapshot_threshold_entries: int = 10_000
-    # One unacknowledged APPEND per follower on a LAN: entries proposed meanwhile gather into
-    # the next one, so a busy leader sends fewer, fuller batches. Raise it on slow links.
-    max_inflight_appends: int = 1
+    # Few unacknowledged APPENDs per follower on a LAN: entries proposed meanwhile gather into
+    # the next one, so a busy leader sends fewer, fuller batches; two let a new entry reach
+    # every follower at once even while the slower one still owes an answer. Raise it on
+    # slow links.
+    max_inflight_appends: int = 2
     key_bytes_max: int = KEY_BYTES_MAX_DEFAULT
     value_bytes_max: int = VALUE_BYTES_MAX_DEFAULT
     request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT
@@ -77,7 +79,7 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
     ("election-ticks", int, 30, "election timeout, in ticks (randomized up to twice this)"),
     ("heartbeat-ticks", int, 3, "heartbeat interval, in ticks"),
     ("snapshot-threshold-entries", int, 10_000, "applied entries between snapshots"),
-    ("max-inflight-appends", int, 1, "unacknowledged replication batches per follower"),
+    ("max-inflight-appends", int, 2, "unacknowledged replication batches per follower"),
     ("key-bytes-max", int, KEY_BYTES_MAX_DEFAULT, "largest key accepted"),
     ("value-bytes-max", int, VALUE_BYTES_MAX_DEFAULT, "largest value accepted"),
     ("request-bytes-max", int, REQUEST_BYTES_MAX_DEFAULT, "largest request accepted"),

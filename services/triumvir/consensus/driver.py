@@ -47,10 +47,12 @@ from triumvir.consensus.raft.types import (
 from triumvir.consensus.storage.interface import RaftStorage
 
 INBOX_EVENTS_PER_TURN_MAX = 4096
-# With one write in flight, its batch is written and fsynced on the loop itself: a ~0.1 ms
+# A follower with one entry to persist writes and fsyncs it on the loop itself: a ~0.1 ms
 # fsync costs less than handing the batch to a thread and waking the loop again. Larger
-# batches and snapshots go to the WAL thread, so requests keep arriving (and form the next
-# batch) while the disk works.
+# batches, snapshots and a leader whose APPENDs just left go to the WAL thread: the loop
+# must stay free so those APPENDs actually reach the wire, answers are taken in (two
+# followers make a quorum without the leader's own write), and requests keep arriving to
+# form the next batch.
 PERSIST_INLINE_ENTRIES_MAX = 1
 BATCH_WINDOW_WAITERS_MIN = 8
 BATCH_WINDOW_S = 0.001
@@ -313,9 +315,7 @@ class Driver:
         for message in early:
             self._send(message)
         if ready.snapshot is not None or ready.entries or self._vote_changed(ready):
-            if self._persist_inline(ready):
-                if early:
-                    await asyncio.sleep(0)  # let the transport hand the APPENDs to gRPC first
+            if not early and self._persist_inline(ready):
                 self._persist(ready)
             else:
                 await asyncio.get_running_loop().run_in_executor(self._io, self._persist, ready)
