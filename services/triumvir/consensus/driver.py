@@ -47,15 +47,15 @@ from triumvir.consensus.raft.types import (
 from triumvir.consensus.storage.interface import RaftStorage
 
 INBOX_EVENTS_PER_TURN_MAX = 4096
-# A follower with one entry to persist writes and fsyncs it on the loop itself: a ~0.1 ms
-# fsync costs less than handing the batch to a thread and waking the loop again. Larger
-# batches, snapshots and a leader whose APPENDs just left go to the WAL thread: the loop
-# must stay free so those APPENDs actually reach the wire, answers are taken in (two
-# followers make a quorum without the leader's own write), and requests keep arriving to
-# form the next batch.
+# A follower writes and fsyncs on the loop itself: it answers only once the batch is durable,
+# and a ~0.1 ms fsync costs less than handing the batch to a thread and waking the loop
+# again. A leader uses the WAL thread whenever its APPENDs just left or several writes wait:
+# its loop must stay free so those APPENDs actually reach the wire, answers are taken in
+# (two followers make a quorum without the leader's own write), and requests keep arriving
+# to form the next batch.
 PERSIST_INLINE_ENTRIES_MAX = 1
 BATCH_WINDOW_WAITERS_MIN = 8
-BATCH_WINDOW_S = 0.001
+BATCH_WINDOW_S = 0.003
 READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
 
 
@@ -360,11 +360,16 @@ class Driver:
             )
 
     def _persist_inline(self, ready: Ready) -> bool:
-        # Inline only when nothing else is waiting: under concurrency the loop must keep
-        # accepting requests during the fsync, or every batch holds a single entry.
+        # A leader persists inline only when nothing else is waiting: under concurrency its
+        # loop must keep accepting requests during the fsync, or every batch holds one entry.
+        if ready.snapshot is not None:
+            return False
+        if self.core.role is not Role.LEADER:
+            # A follower answers only once the batch is durable and has nothing else to do
+            # meanwhile: a thread would only add two wake-ups to every APPEND's answer.
+            return True
         return (
-            ready.snapshot is None
-            and len(ready.entries) <= PERSIST_INLINE_ENTRIES_MAX
+            len(ready.entries) <= PERSIST_INLINE_ENTRIES_MAX
             and not self._inbox
             and len(self._waiters) <= PERSIST_INLINE_ENTRIES_MAX
         )
