@@ -277,9 +277,12 @@ class Driver:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            # One turn of the loop lets every request handler that is already runnable put
-            # its proposal in the inbox, so they share the coming batch and its fsync.
-            await asyncio.sleep(0)
+            if self._waiters:
+                # Other writes are in flight, so more may be coming: one turn of the loop lets
+                # every request handler that is already runnable put its proposal in the
+                # inbox, so they share the coming batch and its fsync. A lone write, or a
+                # follower's APPEND, is handled at once.
+                await asyncio.sleep(0)
             if len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN:
                 # Many writes in flight: the loop is busy and each batch costs a stream write
                 # per follower, so gather proposals a little longer and send fewer, fuller
@@ -327,6 +330,8 @@ class Driver:
             self._persisted_hard_state = ready.hard_state
         for message in late:
             self._send(message)
+        if late and ready.committed:
+            await asyncio.sleep(0)  # the answers go to the wire before applying delays them
         if ready.snapshot is not None:
             self._machine.restore(ready.snapshot.data)
             self._applied = ready.snapshot.meta.index
