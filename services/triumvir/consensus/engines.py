@@ -55,6 +55,32 @@ def _mismatch(inbox: PeerInbox, dst: int, cluster_id: int) -> str | None:
     return None
 
 
+def _build_core(
+    core_type: Any,
+    config_type: Any,
+    config: ReplicaConfig,
+    conf: ConfState | None,
+    recovered: RecoveredState,
+    **engine_limits: int,
+) -> Any:
+    """A core from what the replica recovered, with the timers and limits both engines
+    share plus `engine_limits` under the engine's own names."""
+    return core_type(
+        config_type(
+            node_id=config.node_id,
+            election_ticks=config.election_ticks,
+            heartbeat_ticks=config.heartbeat_ticks,
+            snapshot_threshold_entries=config.snapshot_threshold_entries,
+            **engine_limits,
+        ),
+        random.Random(),
+        conf=conf,
+        hard_state=recovered.hard_state,
+        snapshot=recovered.snapshot,
+        entries=recovered.entries,
+    )
+
+
 # ---- Raft ------------------------------------------------------------------------------
 
 
@@ -62,19 +88,13 @@ def _raft_core(config: ReplicaConfig, conf: ConfState | None, recovered: Recover
     from triumvir.consensus.raft.config import RaftConfig
     from triumvir.consensus.raft.core import RaftCore
 
-    return RaftCore(
-        RaftConfig(
-            node_id=config.node_id,
-            election_ticks=config.election_ticks,
-            heartbeat_ticks=config.heartbeat_ticks,
-            snapshot_threshold_entries=config.snapshot_threshold_entries,
-            max_inflight_appends=config.max_inflight_appends,
-        ),
-        random.Random(),
-        conf=conf,
-        hard_state=recovered.hard_state,
-        snapshot=recovered.snapshot,
-        entries=recovered.entries,
+    return _build_core(
+        RaftCore,
+        RaftConfig,
+        config,
+        conf,
+        recovered,
+        max_inflight_appends=config.max_inflight_appends,
     )
 
 
@@ -139,19 +159,13 @@ def _paxos_core(config: ReplicaConfig, conf: ConfState | None, recovered: Recove
     from triumvir.consensus.paxos.config import PaxosConfig
     from triumvir.consensus.paxos.core import PaxosCore
 
-    return PaxosCore(
-        PaxosConfig(
-            node_id=config.node_id,
-            election_ticks=config.election_ticks,
-            heartbeat_ticks=config.heartbeat_ticks,
-            snapshot_threshold_entries=config.snapshot_threshold_entries,
-            max_inflight_accepts=config.max_inflight_appends,
-        ),
-        random.Random(),
-        conf=conf,
-        hard_state=recovered.hard_state,
-        snapshot=recovered.snapshot,
-        entries=recovered.entries,
+    return _build_core(
+        PaxosCore,
+        PaxosConfig,
+        config,
+        conf,
+        recovered,
+        max_inflight_accepts=config.max_inflight_appends,
     )
 
 

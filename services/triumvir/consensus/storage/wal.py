@@ -57,7 +57,7 @@ class _Segment:
     sequence: int
     first_index: int
     max_index: int  # highest entry index recorded in this segment; 0 when it holds none
-    end: int = 0  # where its records end; preallocated zeros may follow
+    end: int = 0  # where its records end (so far, for the one being written); zeros may follow
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,6 @@ class WriteAheadLog:
         self._segment_bytes_max = segment_bytes_max
         self._hard_state = recovery.hard_state  # the last one written: heads a new segment
         self._file: BinaryIO = self._open_for_append(segments[-1])
-        self._size = segments[-1].end
         self._allocated = os.fstat(self._file.fileno()).st_size
         self._dirty = False
 
@@ -174,7 +173,7 @@ class WriteAheadLog:
             framed = records.encode_record(entry)
             current = self._segments[-1]
             # a segment takes at least one entry, so an entry larger than the limit still fits
-            if current.max_index and self._size + len(framed) > self._segment_bytes_max:
+            if current.max_index and current.end + len(framed) > self._segment_bytes_max:
                 self._rotate(entry.index)
                 current = self._segments[-1]
             self._write(framed)
@@ -213,17 +212,18 @@ class WriteAheadLog:
     @property
     def end_offset(self) -> int:
         """Where the records of the segment being written end."""
-        return self._size
+        return self._segments[-1].end
 
     def close(self) -> None:
         """Leaves the segment cut back to its records, as a sealed one is."""
         self._seal()
 
     def _write(self, framed: bytes) -> None:
-        if self._size + len(framed) > self._allocated:
-            self._preallocate(self._size + len(framed))
+        tail = self._segments[-1]
+        if tail.end + len(framed) > self._allocated:
+            self._preallocate(tail.end + len(framed))
         self._file.write(framed)
-        self._size += len(framed)
+        tail.end += len(framed)
         self._dirty = True
 
     def _preallocate(self, needed: int) -> None:
@@ -244,7 +244,7 @@ class WriteAheadLog:
         """Flush, cut the preallocated zeros off the segment and make it durable."""
         self._file.flush()
         fd = self._file.fileno()
-        os.ftruncate(fd, self._size)
+        os.ftruncate(fd, self._segments[-1].end)
         os.fsync(fd)
         self._dirty = False
         self._file.close()
@@ -252,7 +252,6 @@ class WriteAheadLog:
     def _rotate(self, first_index: int) -> None:
         # seal the old segment first, so a crash can never leave a hole before the new one
         self._seal()
-        self._segments[-1].end = self._size
         sequence = self._segments[-1].sequence + 1
         path = self._directory / segment_name(sequence, first_index)
         header = records.encode_record(self._hard_state)
@@ -260,7 +259,6 @@ class WriteAheadLog:
         segment = _Segment(path, sequence, first_index, 0, len(header))
         self._segments.append(segment)
         self._file = self._open_for_append(segment)
-        self._size = len(header)
         self._allocated = len(header)
 
 
