@@ -49,10 +49,10 @@ from triumvir.consensus.storage.interface import RaftStorage
 INBOX_EVENTS_PER_TURN_MAX = 4096
 # A follower writes and fsyncs on the loop itself: it answers only once the batch is durable,
 # and a ~0.1 ms fsync costs less than handing the batch to a thread and waking the loop
-# again. A leader uses the WAL thread whenever its APPENDs just left or several writes wait:
-# its loop must stay free so those APPENDs actually reach the wire, answers are taken in
-# (two followers make a quorum without the leader's own write), and requests keep arriving
-# to form the next batch.
+# again. A leader with a lone write does the same once its APPENDs are on the wire: the
+# followers' answers take longer than its fsync. A leader uses the WAL thread whenever
+# several writes wait: its loop must stay free so answers are taken in (two followers make
+# a quorum without the leader's own write) and requests keep arriving to form the next batch.
 PERSIST_INLINE_ENTRIES_MAX = 1
 BATCH_WINDOW_WAITERS_MIN = 8
 BATCH_WINDOW_S = 0.003
@@ -318,7 +318,9 @@ class Driver:
         for message in early:
             self._send(message)
         if ready.snapshot is not None or ready.entries or self._vote_changed(ready):
-            if not early and self._persist_inline(ready):
+            if self._persist_inline(ready):
+                if early:
+                    await asyncio.sleep(0)  # one turn puts the APPENDs on the wire first
                 self._persist(ready)
             else:
                 await asyncio.get_running_loop().run_in_executor(self._io, self._persist, ready)
