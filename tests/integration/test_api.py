@@ -3,6 +3,8 @@ writes apply once, watches survive leader changes, leases expire across leader c
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.integration.cluster import LocalCluster
+from tests.integration.cluster import LocalCluster, free_ports
 from triumvir.v1 import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -175,6 +177,42 @@ def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None
             assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "last voter" in caught.value.details()
             assert stub.Status(cluster_pb2.StatusRequest(), timeout=10).leader_id == 1
+    finally:
+        single.stop()
+
+
+def test_second_replica_on_a_data_dir_in_use_refuses_to_start(tmp_path: Path) -> None:
+    single = LocalCluster(tmp_path, size=1)
+    single.start()
+    try:
+        single.wait_leader()
+        node = single.nodes[1]
+        assert node.process is not None
+        (port,) = free_ports(1)
+        intruder = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "triumvir.consensus",
+                "--id",
+                "1",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                str(node.data_dir),
+                "--peers",
+                f"1=127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert intruder.returncode == 1
+        assert f"is in use by another process (pid {node.process.pid})" in intruder.stderr
+        assert "Traceback" not in intruder.stderr
+        with Client(single.endpoints(), timeout_s=10) as client:
+            client.put(b"still-serving", b"yes")
+            assert client.get(b"still-serving").kvs[0].value == b"yes"
     finally:
         single.stop()
 

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from triumvir.common.errors import (
@@ -30,6 +31,7 @@ from triumvir.consensus.kv.machine import KVStateMachine
 from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState, Entry
 from triumvir.consensus.storage.file_storage import FileStorage
+from triumvir.consensus.storage.fsutil import DirectoryLock
 from triumvir.consensus.transport import PeerTransport
 from triumvir.consensus.watch_hub import WatchHub
 from triumvir.v1 import (
@@ -67,10 +69,12 @@ class Replica:
         self.driver: Driver | None = None
         self._expiring: set[int] = set()
         self._ticks = 0
+        self._data_dir_lock: DirectoryLock | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._data_dir_lock = DirectoryLock(Path(self.config.data_dir))
         storage = FileStorage(self.config.data_dir)
         recovered = await asyncio.get_running_loop().run_in_executor(None, storage.load)
         if recovered.snapshot is not None:
@@ -115,6 +119,8 @@ class Replica:
             await self.driver.stop()
         await self._transport.close()
         self.hub.close()
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()
 
     # ---- callbacks from the driver ---------------------------------------------------
 

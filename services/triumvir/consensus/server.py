@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from triumvir.common import bootstrap
 from triumvir.common.logging import configure, get_logger
@@ -16,6 +17,7 @@ from triumvir.consensus.servicers import (
     MaintenanceServicer,
     WatchServicer,
 )
+from triumvir.consensus.storage.fsutil import DataDirInUse
 from triumvir.v1 import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -90,4 +92,9 @@ async def run(config: ReplicaConfig) -> None:
 
 def serve(config: ReplicaConfig) -> None:
     configure(config.log_level)
-    asyncio.run(run(config))
+    try:
+        asyncio.run(run(config))
+    except DataDirInUse as exc:
+        # Not a crash: another replica owns the directory, and this one must not touch it.
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(1) from None
