@@ -55,7 +55,7 @@ INBOX_EVENTS_PER_TURN_MAX = 4096
 # a quorum without the leader's own write) and requests keep arriving to form the next batch.
 PERSIST_INLINE_ENTRIES_MAX = 1
 BATCH_WINDOW_WAITERS_MIN = 8
-BATCH_WINDOW_S = 0.003
+BATCH_WINDOW_S = 0.006
 READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
 
 
@@ -286,7 +286,9 @@ class Driver:
             if len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN:
                 # Many writes in flight: the loop is busy and each batch costs a stream write
                 # per follower, so gather proposals a little longer and send fewer, fuller
-                # batches. A lone writer never waits here.
+                # batches. Followers' answers wait too, on purpose: one Ready then commits,
+                # applies and proposes the whole window's work, which costs the saturated loop
+                # less than a turn for every answer. A lone writer never waits here.
                 await asyncio.sleep(BATCH_WINDOW_S)
             self._wake.clear()
             for _ in range(INBOX_EVENTS_PER_TURN_MAX):
