@@ -218,6 +218,13 @@ def _add_cluster_commands(
     add = actions.add_parser("add", parents=[common], help="add a member as a learner")
     add.add_argument("peer_url")
     add.add_argument("--name", default="")
+    add.add_argument(
+        "--id",
+        type=int,
+        default=0,
+        dest="member_id",
+        help="the id the new replica was started with (default: highest member id + 1)",
+    )
     add.set_defaults(handler=_cluster_add)
     for name, help_text, handler in (
         ("promote", "make learner ID a voter", _cluster_promote),
@@ -392,7 +399,7 @@ def _cluster_members(args: argparse.Namespace, client: Client, out: Printer) -> 
 
 
 def _cluster_add(args: argparse.Namespace, client: Client, out: Printer) -> int:
-    response = client.member_add([args.peer_url], name=args.name)
+    response = client.member_add([args.peer_url], name=args.name, member_id=args.member_id)
     if out.json:
         out.message(response)
     else:

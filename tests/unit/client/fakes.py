@@ -353,7 +353,7 @@ class FakeCluster(cluster_pb2_grpc.ClusterServicer):
         self, request: cluster_pb2.MemberAddRequest, context: grpc.ServicerContext
     ) -> cluster_pb2.MemberAddResponse:
         added = common_pb2.Member(
-            id=len(self.members) + 1,
+            id=request.id or len(self.members) + 1,
             name=request.name,
             peer_urls=request.peer_urls,
             is_learner=True,

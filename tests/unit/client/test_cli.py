@@ -185,6 +185,9 @@ def test_cluster_commands(capsys: pytest.CaptureFixture[str], server: FakeServer
     code, out, _ = run(capsys, server, "cluster", "add", "http://127.0.0.1:7004", "--name", "four")
     assert out.splitlines()[0] == "member 2 added as a learner; promote it once caught up"
     assert out.splitlines()[-1].split() == ["2", "four", "http://127.0.0.1:7004", "-", "true"]
+    code, out, _ = run(capsys, server, "cluster", "add", "127.0.0.1:7005", "--id", "9")
+    assert code == 0
+    assert out.splitlines()[0] == "member 9 added as a learner; promote it once caught up"
 
 
 def test_snapshot_save_writes_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
