@@ -4,7 +4,6 @@ writes apply once, watches survive leader changes, leases expire across leader c
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.integration.cluster import LocalCluster, free_ports
+from tests.integration.cluster import LocalCluster, Node, free_ports
 from triumvir.v1 import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -189,24 +188,9 @@ def test_second_replica_on_a_data_dir_in_use_refuses_to_start(tmp_path: Path) ->
         node = single.nodes[1]
         assert node.process is not None
         (port,) = free_ports(1)
-        intruder = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "triumvir.consensus",
-                "--id",
-                "1",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--data-dir",
-                str(node.data_dir),
-                "--peers",
-                f"1=127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        # Same id and data directory as the running replica, its own port.
+        twin = Node(1, f"127.0.0.1:{port}", node.data_dir, tmp_path / "twin.log")
+        intruder = subprocess.run(single._command(twin), capture_output=True, text=True, timeout=60)
         assert intruder.returncode == 1
         assert f"is in use by another process (pid {node.process.pid})" in intruder.stderr
         assert "Traceback" not in intruder.stderr
