@@ -24,13 +24,27 @@ OVERALL = ""  # the health check service name that means "the whole server"
 def build_server(
     *, request_bytes_max: int, response_bytes_max: int = 64 * 1024 * 1024
 ) -> grpc.aio.Server:
-    return grpc.aio.server(
+    server = grpc.aio.server(
         options=(
             ("grpc.max_receive_message_length", request_bytes_max),
             ("grpc.max_send_message_length", response_bytes_max),
             ("grpc.so_reuseport", 0),
         )
     )
+    # Generated `add_*_to_server` functions hand every method to the server twice: in a
+    # generic handler and as a "registered" method. grpc.aio keeps one pending accept per
+    # registered method and, for every call it accepts, waits on all of them at once, so
+    # with a few dozen methods that wait costs more than the rest of a small unary call.
+    # Routing every call through the generic handlers alone serves the same methods for
+    # far less CPU per call.
+    server.add_registered_method_handlers = _route_through_generic_handlers  # type: ignore[method-assign]
+    return server
+
+
+def _route_through_generic_handlers(
+    service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+) -> None:
+    """Registers nothing: the same handlers already arrived as a generic handler."""
 
 
 class Health:
