@@ -277,11 +277,12 @@ class Driver:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if self._waiters:
-                # Other writes are in flight, so more may be coming: one turn of the loop lets
-                # every request handler that is already runnable put its proposal in the
-                # inbox, so they share the coming batch and its fsync. A lone write, or a
-                # follower's APPEND, is handled at once.
+            if len(self._waiters) > 1:
+                # Several writes are in flight, so more may be coming: one turn of the loop
+                # lets every request handler that is already runnable put its proposal in the
+                # inbox, so they share the coming batch and its fsync. A lone writer's next
+                # write cannot come before this one is answered, so its proposal, the
+                # answers that commit it, and a follower's APPEND are handled at once.
                 await asyncio.sleep(0)
             if len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN:
                 # Many writes in flight: the loop is busy and each batch costs a stream write

@@ -133,7 +133,7 @@ class Replica:
                 self._transport.forget(member_id)
 
     def _on_apply(self, entry: Entry, result: Any) -> None:
-        if result is not None and result.events:
+        if result is not None and result.changes and self.hub.watching:
             self.hub.publish(result.events)
 
     def _on_tick(self) -> None:

@@ -55,6 +55,11 @@ class WatchHub:
         self._subscriptions.add(subscription)
         return subscription
 
+    @property
+    def watching(self) -> bool:
+        """Whether anyone watches: applied writes become events only then."""
+        return bool(self._subscriptions)
+
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 

@@ -16,7 +16,7 @@ from itertools import islice
 
 from triumvir.common.errors import InvalidArgument
 from triumvir.consensus.kv.leases import LeaseTable
-from triumvir.consensus.kv.records import KeyRecord, to_event
+from triumvir.consensus.kv.records import Change, KeyRecord
 from triumvir.consensus.kv.store import MvccStore
 from triumvir.consensus.kv.txn import check_no_conflicting_writes, compare_holds
 from triumvir.consensus.kv.validation import (
@@ -25,7 +25,6 @@ from triumvir.consensus.kv.validation import (
     validate_range,
     validate_txn,
 )
-from triumvir.v1.common_pb2 import Event
 from triumvir.v1.kv_pb2 import (
     DeleteRangeRequest,
     DeleteRangeResponse,
@@ -103,10 +102,10 @@ class RequestExecutor:
 
     # ---- Put ----------------------------------------------------------------------------
 
-    def put(self, request: PutRequest, events: list[Event]) -> PutResponse:
+    def put(self, request: PutRequest, changes: list[Change]) -> PutResponse:
         validate_put(request)
         self._check_put(request)
-        return self._apply_put(request, events)
+        return self._apply_put(request, changes)
 
     def _check_put(self, request: PutRequest) -> None:
         if (request.ignore_value or request.ignore_lease) and self.store.get(request.key) is None:
@@ -114,7 +113,7 @@ class RequestExecutor:
         if request.lease and not request.ignore_lease:
             self.leases.require(request.lease)
 
-    def _apply_put(self, request: PutRequest, events: list[Event]) -> PutResponse:
+    def _apply_put(self, request: PutRequest, changes: list[Change]) -> PutResponse:
         key = request.key
         current = self.store.get(key)
         value = current.value if current is not None and request.ignore_value else request.value
@@ -126,7 +125,7 @@ class RequestExecutor:
                 self.leases.detach(prev_lease, key)
             if lease:
                 self.leases.attach(lease, key)
-        events.append(to_event(record, prev))
+        changes.append((record, prev))
         response = PutResponse()
         if request.prev_kv and prev is not None:
             response.prev_kv.CopyFrom(prev.to_proto())
@@ -134,20 +133,22 @@ class RequestExecutor:
 
     # ---- DeleteRange --------------------------------------------------------------------
 
-    def delete_range(self, request: DeleteRangeRequest, events: list[Event]) -> DeleteRangeResponse:
+    def delete_range(
+        self, request: DeleteRangeRequest, changes: list[Change]
+    ) -> DeleteRangeResponse:
         validate_delete_range(request)
         keys = [
             r.key
             for r in self.store.scan(request.key, request.range_end, self.store.pending_revision)
         ]
         response = DeleteRangeResponse()
-        for prev in self.delete_keys(keys, events):
+        for prev in self.delete_keys(keys, changes):
             if request.prev_kv:
                 response.prev_kvs.append(prev.to_proto())
         response.deleted = len(keys)
         return response
 
-    def delete_keys(self, keys: list[bytes], events: list[Event]) -> list[KeyRecord]:
+    def delete_keys(self, keys: list[bytes], changes: list[Change]) -> list[KeyRecord]:
         """Delete existing keys (in the given order); returns the records they ended."""
         ended: list[KeyRecord] = []
         for key in keys:
@@ -156,18 +157,18 @@ class RequestExecutor:
             record, prev = deleted
             if prev.lease:
                 self.leases.detach(prev.lease, key)
-            events.append(to_event(record, prev))
+            changes.append((record, prev))
             ended.append(prev)
         return ended
 
     # ---- Txn ----------------------------------------------------------------------------
 
-    def txn(self, request: TxnRequest, events: list[Event]) -> TxnResponse:
+    def txn(self, request: TxnRequest, changes: list[Change]) -> TxnResponse:
         validate_txn(request)
         self._check_conflicts(request)
         decisions: list[bool] = []
         self._plan(request, decisions)
-        return self._run(request, iter(decisions), events)
+        return self._run(request, iter(decisions), changes)
 
     def _check_conflicts(self, request: TxnRequest) -> None:
         check_no_conflicting_writes(request.success)
@@ -187,7 +188,7 @@ class RequestExecutor:
                 self._plan(op.request_txn, decisions)
 
     def _run(
-        self, request: TxnRequest, decisions: Iterator[bool], events: list[Event]
+        self, request: TxnRequest, decisions: Iterator[bool], changes: list[Change]
     ) -> TxnResponse:
         succeeded = next(decisions)
         response = TxnResponse(succeeded=succeeded)
@@ -195,15 +196,15 @@ class RequestExecutor:
             out = response.responses.add()
             kind = op.WhichOneof("request")
             if kind == "request_put":
-                out.response_put.CopyFrom(self._apply_put(op.request_put, events))
+                out.response_put.CopyFrom(self._apply_put(op.request_put, changes))
             elif kind == "request_range":
                 out.response_range.CopyFrom(self.range(op.request_range, in_write=True))
             elif kind == "request_delete_range":
                 out.response_delete_range.CopyFrom(
-                    self.delete_range(op.request_delete_range, events)
+                    self.delete_range(op.request_delete_range, changes)
                 )
             else:
-                out.response_txn.CopyFrom(self._run(op.request_txn, decisions, events))
+                out.response_txn.CopyFrom(self._run(op.request_txn, decisions, changes))
         return response
 
 

@@ -22,7 +22,7 @@ from triumvir.common.errors import (
 )
 from triumvir.consensus.kv.executor import RequestExecutor
 from triumvir.consensus.kv.leases import MAX_EXPIRED_PER_QUERY, LeaseTable
-from triumvir.consensus.kv.records import to_event
+from triumvir.consensus.kv.records import Change, to_event
 from triumvir.consensus.kv.results import error_result
 from triumvir.consensus.kv.sessions import ClientSessions
 from triumvir.consensus.kv.snapshot import SnapshotError, SnapshotState, decode, encode
@@ -46,12 +46,17 @@ MAX_LEASES_PER_EXPIRE = MAX_EXPIRED_PER_QUERY
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """What applying one entry produced: the reply for the proposer, the watch events for
-    live watchers (in revision order) and the store revision afterwards."""
+    """What applying one entry produced: the reply for the proposer, the writes it made (in
+    revision order) and the store revision afterwards."""
 
     result: CommandResult
-    events: list[Event]
+    changes: list[Change]
     revision: int
+
+    @property
+    def events(self) -> list[Event]:
+        """The writes as watch events. Built on demand: most writes have no watcher."""
+        return [to_event(record, prev) for record, prev in self.changes]
 
 
 class HashResult(NamedTuple):
@@ -62,7 +67,7 @@ class HashResult(NamedTuple):
     revision: int
 
 
-_Handler = Callable[[Command, int, list[Event]], CommandResult]
+_Handler = Callable[[Command, int, list[Change]], CommandResult]
 
 
 class KVStateMachine:
@@ -130,11 +135,11 @@ class KVStateMachine:
                 return self._rejected(error)
             if stored is not None:
                 return ApplyResult(stored, [], self._store.revision)
-        events: list[Event] = []
-        result = self._execute(command, index, events)
+        changes: list[Change] = []
+        result = self._execute(command, index, changes)
         if client_id:
             self._sessions.record(client_id, sequence, result, self._now_ms)
-        return ApplyResult(result, events, self._store.revision)
+        return ApplyResult(result, changes, self._store.revision)
 
     def skip(self, index: int) -> None:
         """Note that log `index` held no command (a no-op or a membership change), so that
@@ -145,13 +150,13 @@ class KVStateMachine:
     def _rejected(self, error: TriumvirError) -> ApplyResult:
         return ApplyResult(error_result(error), [], self._store.revision)
 
-    def _execute(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _execute(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         op = command.WhichOneof("op")
         handler = self._handlers.get(op) if op is not None else None
         if handler is None:
             return error_result(InvalidArgument("command has no operation"))
         try:
-            return handler(command, index, events)
+            return handler(command, index, changes)
         except TriumvirError as error:
             return error_result(error)
         except Exception as error:
@@ -166,35 +171,35 @@ class KVStateMachine:
         finally:
             self._store.end_write()
 
-    def _put(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _put(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         result = CommandResult()
-        self._write(lambda: result.put.CopyFrom(self._executor.put(command.put, events)))
+        self._write(lambda: result.put.CopyFrom(self._executor.put(command.put, changes)))
         result.put.header.revision = self._store.revision
         return result
 
-    def _delete_range(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _delete_range(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         result = CommandResult()
         self._write(
             lambda: result.delete_range.CopyFrom(
-                self._executor.delete_range(command.delete_range, events)
+                self._executor.delete_range(command.delete_range, changes)
             )
         )
         result.delete_range.header.revision = self._store.revision
         return result
 
-    def _txn(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _txn(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         result = CommandResult()
-        self._write(lambda: result.txn.CopyFrom(self._executor.txn(command.txn, events)))
+        self._write(lambda: result.txn.CopyFrom(self._executor.txn(command.txn, changes)))
         result.txn.header.revision = self._store.revision
         return result
 
-    def _compaction(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _compaction(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         self._store.compact(command.compaction.revision)
         response = CompactionResponse()
         response.header.revision = self._store.revision
         return CommandResult(compaction=response)
 
-    def _lease_grant(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _lease_grant(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         request = command.lease_grant
         # The leader normally picks the id; when it did not, derive one from the log index
         # so every replica picks the same.
@@ -204,14 +209,14 @@ class KVStateMachine:
         response.header.revision = self._store.revision
         return CommandResult(lease_grant=response)
 
-    def _lease_revoke(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _lease_revoke(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         keys = self._leases.revoke(command.lease_revoke.id)
-        self._write(lambda: self._executor.delete_keys(keys, events))
+        self._write(lambda: self._executor.delete_keys(keys, changes))
         response = LeaseRevokeResponse()
         response.header.revision = self._store.revision
         return CommandResult(lease_revoke=response)
 
-    def _lease_expire(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _lease_expire(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
         ids = command.lease_expire.ids
         if len(ids) > MAX_LEASES_PER_EXPIRE:
             raise InvalidArgument(f"too many leases to expire: {len(ids)}")
@@ -221,12 +226,14 @@ class KVStateMachine:
         for lease_id in sorted(set(ids)):
             if self._leases.is_expired(lease_id, self._now_ms):
                 keys.extend(self._leases.revoke(lease_id))
-        self._write(lambda: self._executor.delete_keys(keys, events))
+        self._write(lambda: self._executor.delete_keys(keys, changes))
         response = LeaseRevokeResponse()
         response.header.revision = self._store.revision
         return CommandResult(lease_revoke=response)
 
-    def _lease_keep_alive(self, command: Command, index: int, events: list[Event]) -> CommandResult:
+    def _lease_keep_alive(
+        self, command: Command, index: int, changes: list[Change]
+    ) -> CommandResult:
         lease_id = command.lease_keep_alive.id
         lease = self._leases.keep_alive(lease_id, self._now_ms)
         # A lease that is gone answers ttl 0, which the KeepAlive stream reports as is.

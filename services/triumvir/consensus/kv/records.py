@@ -40,6 +40,10 @@ def tombstone(key: bytes, revision: int, sub: int) -> KeyRecord:
     return KeyRecord(key, b"", 0, revision, 0, 0, sub)
 
 
+# A write and the live version it replaced, if any: what a watch event is made from.
+Change = tuple[KeyRecord, KeyRecord | None]
+
+
 def to_event(record: KeyRecord, prev: KeyRecord | None) -> Event:
     """The watch event for a write; `prev` is the live version it replaced, if any."""
     event = Event(prev_kv=prev.to_proto()) if prev is not None else Event()
