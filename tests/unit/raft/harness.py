@@ -247,10 +247,11 @@ class Network:
 
     def spread_commit(self) -> None:
         """Tick only the leaders: a commit index not yet carried by an APPEND with entries
-        reaches the followers on the leader's next tick."""
+        reaches the followers once it has waited a whole tick, so within two ticks."""
         self.stabilize()
-        self.tick(self.leaders())
-        self.stabilize()
+        for _ in range(2):
+            self.tick(self.leaders())
+            self.stabilize()
 
     def tick_and_stabilize(self, times: int, keep: MessageFilter | None = None) -> None:
         for _ in range(times):

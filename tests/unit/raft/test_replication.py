@@ -383,3 +383,43 @@ def _figure8_until_s1_replicated_term2_entry(core_class: type[RaftCore]) -> tupl
         net.tick([1])
         net.stabilize(keep=only_term2)
     return net, index
+
+
+def _appends_without_entries(messages: list[Message]) -> list[Message]:
+    return [m for m in messages if m.type is MessageType.APPEND and not m.entries]
+
+
+# Heartbeats, which also carry the commit index, stay out of the way in these two.
+QUIET = {"heartbeat_ticks": 10, "election_ticks": 30}
+
+
+def test_commit_rides_on_the_next_append_while_writes_keep_coming() -> None:
+    net = Network((1, 2, 3), **QUIET)
+    net.elect(1)
+    net.spread_commit()
+    leader = net.core(1)
+    for i in range(6):
+        net.propose(1, b"%d" % i)  # replicated and committed; followers not yet told
+        net.tick([1])  # one tick between writes: the commit waits for the next APPEND
+        assert _appends_without_entries(net.process_ready(1)) == []
+        net.stabilize()
+    # The followers learned every commit but the last from the APPENDs themselves.
+    assert net.core(2).commit_index == leader.commit_index - 1
+
+
+def test_idle_follower_learns_the_commit_index_within_two_ticks() -> None:
+    net = Network((1, 2, 3), **QUIET)
+    net.elect(1)
+    net.spread_commit()
+    net.propose(1, b"x")
+    leader = net.core(1)
+    assert net.core(2).commit_index < leader.commit_index
+    net.tick([1])
+    assert _appends_without_entries(net.process_ready(1)) == []
+    net.stabilize()
+    net.tick([1])
+    alone = _appends_without_entries(net.process_ready(1))
+    assert sorted(m.dst for m in alone) == [2, 3]
+    assert all(m.commit == leader.commit_index for m in alone)
+    net.stabilize()
+    assert net.core(2).commit_index == net.core(3).commit_index == leader.commit_index

@@ -86,10 +86,11 @@ class RaftCore:
         self._pending_conf_index = 0
         self._reads = ReadIndexTracker()
         self._append_pending = False  # leader: new entries not yet offered to followers
-        # leader: commit advanced and some follower has not been told. The news rides on the
-        # next APPEND that carries entries, or leaves on the next tick: under load a commit
-        # never costs a message of its own, and an idle follower learns it within a tick.
-        self._commit_unsent = False
+        # leader: the commit index at the previous tick. A commit index rides on the next
+        # APPEND that carries entries; one that waited a whole tick for such an APPEND goes
+        # out alone. So under load, even one write at a time, a commit never costs a message
+        # of its own, and an idle follower still learns it within two ticks.
+        self._commit_at_last_tick = 0
 
         self._messages: list[Message] = []
         self._read_states: list[ReadState] = []
@@ -468,7 +469,7 @@ class RaftCore:
         self._transfer_target = NO_NODE
         self._reads.clear()
         self._append_pending = False
-        self._commit_unsent = False
+        self._commit_at_last_tick = 0
 
     def _promotable(self) -> bool:
         return self._id in self._conf.voters
@@ -502,8 +503,8 @@ class RaftCore:
                 self._become_follower(self._term, NO_NODE)
                 return
             self._transfer_target = NO_NODE  # a transfer that took this long has failed
-        if self._commit_unsent:
-            self._broadcast_commit()
+        settled, self._commit_at_last_tick = self._commit_at_last_tick, self._commit
+        self._broadcast_commit(settled)
         if self._heartbeat_elapsed >= self._config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat(self._reads.latest_tag())
@@ -814,12 +815,11 @@ class RaftCore:
             advanced = True
         if not advanced:
             return False
-        self._commit_unsent = True
         self._release_confirmed_reads()
         if self._id not in self._conf.members():
             # Our own removal committed: tell the others, then stand down for good.
             self._flush_leader_output()
-            self._broadcast_commit()
+            self._broadcast_commit(self._commit)
             self._become_follower(self._term, NO_NODE)
         return True
 
@@ -867,11 +867,11 @@ class RaftCore:
         if self._reads.has_unsent and self._committed_in_term():
             self._start_read_round()
 
-    def _broadcast_commit(self) -> None:
-        for peer in sorted(self._progress):
-            if peer != self._id:
-                self._send_append(peer, send_if_empty=False, commit_alone=True)
-        self._commit_unsent = False
+    def _broadcast_commit(self, settled: int) -> None:
+        """An APPEND without entries to each follower not yet told commit index `settled`."""
+        for peer, pr in sorted(self._progress.items()):
+            if peer != self._id and pr.sent_commit < settled:
+                self._send_append(peer, send_if_empty=False, commit_alone=settled)
 
     def _send_appends(self, peer: int) -> bool:
         """Pipeline as many APPENDs as the follower's window allows."""
@@ -882,9 +882,9 @@ class RaftCore:
             sent = True
         return sent
 
-    def _send_append(self, peer: int, *, send_if_empty: bool, commit_alone: bool = False) -> bool:
+    def _send_append(self, peer: int, *, send_if_empty: bool, commit_alone: int = 0) -> bool:
         """One APPEND from the follower's next index. Sent when it carries entries, when
-        `send_if_empty` (a probe), or when `commit_alone` and the commit index is news."""
+        `send_if_empty` (a probe), or when commit index `commit_alone` is news to it."""
         pr = self._progress[peer]
         if pr.paused:
             return False
@@ -902,8 +902,8 @@ class RaftCore:
         # A follower may only commit what an APPEND verified, so a commit index is worth
         # sending only up to the entries it is known (or about to be known) to match.
         last_sent = entries[-1].index if entries else prev_index
-        commit_news = min(self._commit, last_sent) > pr.sent_commit
-        if not entries and not send_if_empty and not (commit_alone and commit_news):
+        commit_news = min(commit_alone, last_sent) > pr.sent_commit
+        if not entries and not send_if_empty and not commit_news:
             return False
         self._send(
             MessageType.APPEND,
@@ -981,7 +981,7 @@ class RaftCore:
             if read.requester in self._progress:
                 # The follower serves the read once it has applied `index`: let it learn
                 # that commit now rather than on the next tick.
-                self._send_append(read.requester, send_if_empty=False, commit_alone=True)
+                self._send_append(read.requester, send_if_empty=False, commit_alone=self._commit)
 
     # -- helpers -----------------------------------------------------------------------------
 
