@@ -180,6 +180,27 @@ def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None
         single.stop()
 
 
+def test_removed_member_id_is_never_handed_out_again(tmp_path: Path, engine: str) -> None:
+    single = LocalCluster(tmp_path, size=1, engine=engine)
+    single.start()
+    try:
+        single.wait_leader()
+        with grpc.insecure_channel(single.endpoints()[0]) as ch:
+            stub = cluster_pb2_grpc.ClusterStub(ch)
+            # A learner that never starts: it has no vote, so the group keeps deciding.
+            add = cluster_pb2.MemberAddRequest(peer_urls=["127.0.0.1:9"])
+            assert stub.MemberAdd(add, timeout=10).member.id == 2
+            stub.MemberRemove(cluster_pb2.MemberRemoveRequest(id=2), timeout=10)
+            with pytest.raises(grpc.RpcError) as caught:
+                again = cluster_pb2.MemberAddRequest(id=2, peer_urls=["127.0.0.1:9"])
+                stub.MemberAdd(again, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "never reused" in caught.value.details()
+            assert stub.MemberAdd(add, timeout=10).member.id == 3
+    finally:
+        single.stop()
+
+
 def test_second_replica_on_a_data_dir_in_use_refuses_to_start(tmp_path: Path) -> None:
     single = LocalCluster(tmp_path, size=1)
     single.start()

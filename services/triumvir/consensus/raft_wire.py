@@ -24,6 +24,7 @@ def conf_to_proto(conf: ConfState, out: raft_pb2.ConfState) -> None:
     out.learners.extend(sorted(conf.learners))
     for member_id, context in conf.contexts:
         out.contexts.add(id=member_id, context=context)
+    out.retired.extend(sorted(conf.retired))
 
 
 def conf_from_proto(conf: raft_pb2.ConfState) -> ConfState:
@@ -31,6 +32,7 @@ def conf_from_proto(conf: raft_pb2.ConfState) -> ConfState:
         voters=frozenset(conf.voters),
         learners=frozenset(conf.learners),
         contexts=tuple((member.id, member.context) for member in conf.contexts),
+        retired=frozenset(conf.retired),
     )
 
 

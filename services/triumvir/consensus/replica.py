@@ -296,10 +296,17 @@ class Replica:
         address = request.peer_urls[0]
         if ":" not in address:
             raise InvalidArgument(f"peer url {address!r} is not host:port")
-        members = self.core.conf.members()
-        member_id = request.id or (max(members, default=0) + 1)
+        conf = self.core.conf
+        members = conf.members()
+        # A removed member's id is never handed out again (see ConfState.retired).
+        member_id = request.id or (max(members | conf.retired, default=0) + 1)
         if member_id in members:
             raise FailedPrecondition(f"member {member_id} is already in the group")
+        if member_id in conf.retired:
+            raise FailedPrecondition(
+                f"member {member_id} was removed from the group and its id is never reused; "
+                "start the new replica with an id no member has had"
+            )
         assert self.driver is not None
         await self.driver.change_membership(
             ConfChange(ConfChangeKind.ADD_LEARNER, member_id, address.encode())

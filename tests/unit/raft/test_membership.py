@@ -9,6 +9,7 @@ import pytest
 from tests.unit.raft.harness import Network
 from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.errors import ConfChangeRejected, NotLeader
+from triumvir.consensus.raft.membership import apply_conf_change
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, Message, MessageType
 
 
@@ -175,3 +176,17 @@ def test_removed_leader_commit_reaches_remaining_voter_through_vote_answers() ->
     net.tick_and_stabilize(40)
     assert net.leaders() == [1]
     assert net.core(1).conf.voters == {1}
+
+
+def test_removed_member_id_is_never_reused() -> None:
+    net = Network((1, 2, 3))
+    net.elect(1)
+    leader = net.core(1)
+    leader.propose_conf_change(_change(ConfChangeKind.REMOVE, 3))
+    net.spread_commit()
+    assert all(net.core(n).conf.retired == {3} for n in (1, 2))
+    with pytest.raises(ConfChangeRejected, match="never reused"):
+        leader.propose_conf_change(_change(ConfChangeKind.ADD_LEARNER, 3))
+    # Even a change that reached the log some other way adds nobody, on every replica.
+    after = apply_conf_change(leader.conf, _change(ConfChangeKind.ADD_LEARNER, 3))
+    assert after == leader.conf

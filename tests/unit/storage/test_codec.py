@@ -19,6 +19,7 @@ CONF = ConfState(
     voters=frozenset({1, 2, 3}),
     learners=frozenset({9}),
     contexts=((1, b"10.0.0.1:7000"), (9, b""), (2, b"\x00\xff")),
+    retired=frozenset({4, 7}),
 )
 
 
@@ -120,3 +121,13 @@ def test_snapshot_meta_length_beyond_data_is_rejected() -> None:
     data[1:5] = (10_000).to_bytes(4, "big")
     with pytest.raises(DecodeError, match="snapshot"):
         codec.decode_snapshot(bytes(data))
+
+
+def test_snapshot_meta_of_format_1_reads_with_no_retired_ids() -> None:
+    # Version 1 metadata: the same layout, ending after the member contexts.
+    current = codec.encode_snapshot_meta(SnapshotMeta(index=3, term=1, conf=CONF))
+    retired_tail = 4 + 2 * 8  # a count and two ids
+    version_1 = b"\x01" + current[1:-retired_tail]
+    meta = codec.decode_snapshot_meta(version_1)
+    assert meta.conf.retired == frozenset()
+    assert (meta.index, meta.term, meta.conf.voters) == (3, 1, CONF.voters)

@@ -14,18 +14,18 @@ def apply_conf_change(conf: ConfState, change: ConfChange) -> ConfState:
     node = change.node_id
     contexts = dict(conf.contexts)
     if change.kind is ConfChangeKind.ADD_LEARNER:
-        if node <= 0 or node in conf.members():
+        if node <= 0 or node in conf.members() or node in conf.retired:
             return conf
         contexts[node] = change.context
-        return _conf(conf.voters, conf.learners | {node}, contexts)
+        return _conf(conf.voters, conf.learners | {node}, contexts, conf.retired)
     if change.kind is ConfChangeKind.PROMOTE:
         if node not in conf.learners:
             return conf
-        return _conf(conf.voters | {node}, conf.learners - {node}, contexts)
+        return _conf(conf.voters | {node}, conf.learners - {node}, contexts, conf.retired)
     if node not in conf.members() or conf.voters == frozenset({node}):
         return conf  # removing the last voter would leave a group that can never decide
     contexts.pop(node, None)
-    return _conf(conf.voters - {node}, conf.learners - {node}, contexts)
+    return _conf(conf.voters - {node}, conf.learners - {node}, contexts, conf.retired | {node})
 
 
 def conf_change_problem(conf: ConfState, change: ConfChange) -> str | None:
@@ -37,6 +37,11 @@ def conf_change_problem(conf: ConfState, change: ConfChange) -> str | None:
     if change.kind is ConfChangeKind.ADD_LEARNER:
         if node in conf.members():
             return f"node {node} is already a member"
+        if node in conf.retired:
+            return (
+                f"node {node} was removed from the group and its id is never reused; "
+                "start the new replica with an id no member has had"
+            )
         return None
     if change.kind is ConfChangeKind.PROMOTE:
         if node in conf.voters:
@@ -52,10 +57,14 @@ def conf_change_problem(conf: ConfState, change: ConfChange) -> str | None:
 
 
 def _conf(
-    voters: frozenset[int], learners: frozenset[int], contexts: dict[int, bytes]
+    voters: frozenset[int],
+    learners: frozenset[int],
+    contexts: dict[int, bytes],
+    retired: frozenset[int],
 ) -> ConfState:
     return ConfState(
         voters=frozenset(voters),
         learners=frozenset(learners),
         contexts=tuple(sorted(contexts.items())),
+        retired=frozenset(retired),
     )

@@ -68,6 +68,9 @@ class ConfState:
     learners: frozenset[int] = frozenset()
     # opaque per-member context from the ConfChange that added it (peer addresses)
     contexts: tuple[tuple[int, bytes], ...] = ()
+    # ids of members that were removed: never members again, so a new replica can never
+    # inherit a removed one's votes, log position or messages still in flight
+    retired: frozenset[int] = frozenset()
 
     def members(self) -> frozenset[int]:
         return self.voters | self.learners

@@ -23,10 +23,15 @@ from triumvir.consensus.raft.types import (
 from triumvir.consensus.storage.interface import DecodeError
 
 FORMAT_VERSION = 1
+# Snapshot metadata went to version 2 when memberships began to remember removed member ids;
+# version 1 metadata (none remembered) still reads.
+META_FORMAT_VERSION = 2
 
 MEMBERS_MAX = 1024
 """Upper bound on voters, learners or contexts in one ConfState; a larger count read from
 disk is corruption, not a cluster."""
+RETIRED_MAX = 1 << 20
+"""Upper bound on the removed member ids one ConfState remembers: they only accumulate."""
 
 _ENTRY_HEAD = struct.Struct(">BQQB")  # version, term, index, kind
 _HARD_STATE = struct.Struct(">BQQQ")  # version, term, vote, commit
@@ -69,16 +74,17 @@ class _Reader:
         self._pos = len(self._buf)
         return chunk
 
-    def count(self) -> int:
+    def count(self, bound: int = MEMBERS_MAX) -> int:
         (n,) = self.unpack(_COUNT)
-        if n > MEMBERS_MAX:
-            raise self.fail(f"member count {n} exceeds {MEMBERS_MAX}")
+        if n > bound:
+            raise self.fail(f"member count {n} exceeds {bound}")
         return n
 
-    def version(self, found: int) -> None:
-        if found != FORMAT_VERSION:
+    def version(self, found: int, known: tuple[int, ...] = (FORMAT_VERSION,)) -> None:
+        if found not in known:
+            expected = " or ".join(str(v) for v in known)
             raise DecodeError(
-                f"cannot decode {self._what}: format version {found} is not {FORMAT_VERSION}"
+                f"cannot decode {self._what}: format version {found} is not {expected}"
             )
 
     def finish(self) -> None:
@@ -118,8 +124,8 @@ def _encode_nodes(nodes: frozenset[int]) -> bytes:
     return _COUNT.pack(len(nodes)) + b"".join(_NODE.pack(n) for n in sorted(nodes))
 
 
-def _decode_nodes(reader: _Reader) -> frozenset[int]:
-    return frozenset(reader.unpack(_NODE)[0] for _ in range(reader.count()))
+def _decode_nodes(reader: _Reader, bound: int = MEMBERS_MAX) -> frozenset[int]:
+    return frozenset(reader.unpack(_NODE)[0] for _ in range(reader.count(bound)))
 
 
 def _encode_conf(conf: ConfState) -> bytes:
@@ -128,28 +134,30 @@ def _encode_conf(conf: ConfState) -> bytes:
     for node_id, context in conf.contexts:
         parts.append(_CONTEXT_HEAD.pack(node_id, len(context)))
         parts.append(context)
+    parts.append(_encode_nodes(conf.retired))
     return b"".join(parts)
 
 
-def _decode_conf(reader: _Reader) -> ConfState:
+def _decode_conf(reader: _Reader, version: int) -> ConfState:
     voters = _decode_nodes(reader)
     learners = _decode_nodes(reader)
     contexts = []
     for _ in range(reader.count()):
         node_id, size = reader.unpack(_CONTEXT_HEAD)
         contexts.append((node_id, reader.take(size)))
-    return ConfState(voters=voters, learners=learners, contexts=tuple(contexts))
+    retired = _decode_nodes(reader, RETIRED_MAX) if version >= 2 else frozenset()
+    return ConfState(voters=voters, learners=learners, contexts=tuple(contexts), retired=retired)
 
 
 def encode_snapshot_meta(meta: SnapshotMeta) -> bytes:
-    return _META_HEAD.pack(FORMAT_VERSION, meta.index, meta.term) + _encode_conf(meta.conf)
+    return _META_HEAD.pack(META_FORMAT_VERSION, meta.index, meta.term) + _encode_conf(meta.conf)
 
 
 def decode_snapshot_meta(data: bytes | memoryview) -> SnapshotMeta:
     reader = _Reader(data, "snapshot meta")
     version, index, term = reader.unpack(_META_HEAD)
-    reader.version(version)
-    conf = _decode_conf(reader)
+    reader.version(version, known=(1, META_FORMAT_VERSION))
+    conf = _decode_conf(reader, version)
     reader.finish()
     return SnapshotMeta(index=index, term=term, conf=conf)
 
