@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -164,41 +166,40 @@ def test_compacted_revision_is_out_of_range(channel) -> None:
     assert "compacted" in caught.value.details()
 
 
-def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None:
+@contextmanager
+def lone_replica(tmp_path: Path, engine: str) -> Iterator[cluster_pb2_grpc.ClusterStub]:
+    """The Cluster service of a one-replica group, once it leads itself."""
     single = LocalCluster(tmp_path, size=1, engine=engine)
     single.start()
     try:
         single.wait_leader()
         with grpc.insecure_channel(single.endpoints()[0]) as ch:
-            stub = cluster_pb2_grpc.ClusterStub(ch)
-            with pytest.raises(grpc.RpcError) as caught:
-                stub.MemberRemove(cluster_pb2.MemberRemoveRequest(id=1), timeout=10)
-            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "last voter" in caught.value.details()
-            assert stub.Status(cluster_pb2.StatusRequest(), timeout=10).leader_id == 1
+            yield cluster_pb2_grpc.ClusterStub(ch)
     finally:
         single.stop()
+
+
+def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None:
+    with lone_replica(tmp_path, engine) as stub:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.MemberRemove(cluster_pb2.MemberRemoveRequest(id=1), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "last voter" in caught.value.details()
+        assert stub.Status(cluster_pb2.StatusRequest(), timeout=10).leader_id == 1
 
 
 def test_removed_member_id_is_never_handed_out_again(tmp_path: Path, engine: str) -> None:
-    single = LocalCluster(tmp_path, size=1, engine=engine)
-    single.start()
-    try:
-        single.wait_leader()
-        with grpc.insecure_channel(single.endpoints()[0]) as ch:
-            stub = cluster_pb2_grpc.ClusterStub(ch)
-            # A learner that never starts: it has no vote, so the group keeps deciding.
-            add = cluster_pb2.MemberAddRequest(peer_urls=["127.0.0.1:9"])
-            assert stub.MemberAdd(add, timeout=10).member.id == 2
-            stub.MemberRemove(cluster_pb2.MemberRemoveRequest(id=2), timeout=10)
-            with pytest.raises(grpc.RpcError) as caught:
-                again = cluster_pb2.MemberAddRequest(id=2, peer_urls=["127.0.0.1:9"])
-                stub.MemberAdd(again, timeout=10)
-            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "never reused" in caught.value.details()
-            assert stub.MemberAdd(add, timeout=10).member.id == 3
-    finally:
-        single.stop()
+    with lone_replica(tmp_path, engine) as stub:
+        # A learner that never starts: it has no vote, so the group keeps deciding.
+        add = cluster_pb2.MemberAddRequest(peer_urls=["127.0.0.1:9"])
+        assert stub.MemberAdd(add, timeout=10).member.id == 2
+        stub.MemberRemove(cluster_pb2.MemberRemoveRequest(id=2), timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            again = cluster_pb2.MemberAddRequest(id=2, peer_urls=["127.0.0.1:9"])
+            stub.MemberAdd(again, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "never reused" in caught.value.details()
+        assert stub.MemberAdd(add, timeout=10).member.id == 3
 
 
 def test_second_replica_on_a_data_dir_in_use_refuses_to_start(tmp_path: Path) -> None:
