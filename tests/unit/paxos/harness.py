@@ -180,6 +180,14 @@ class Group:
             for node_id in self.live() if node_ids is None else node_ids:
                 self.core(node_id).tick()
 
+    def spread_chosen(self) -> None:
+        """Tick only the leaders: a grown chosen prefix not yet carried by an ACCEPT reaches
+        the acceptors once it has waited a whole tick, so within two ticks."""
+        self.stabilize()
+        for _ in range(2):
+            self.tick(self.leaders())
+            self.stabilize()
+
     def tick_and_stabilize(self, times: int, keep: MessageFilter | None = None) -> None:
         for _ in range(times):
             self.tick()

@@ -40,6 +40,7 @@ def test_replica_behind_the_snapshot_gets_it_in_chunks() -> None:
     assert group.core(3).snapshot_meta.index >= group.core(1).snapshot_meta.index
     assert group.applied_data(3) == group.applied_data(1)
     group.propose(1, b"after")
+    group.spread_chosen()
     assert group.applied_data(3)[-1] == b"after"
 
 
@@ -66,6 +67,7 @@ def test_restart_restores_promise_accepted_values_and_chosen_prefix() -> None:
     group.stabilize()
     assert group.applied_data(2) == group.applied_data(1)  # re-applied from the log
     group.propose(1, b"after restart")
+    group.spread_chosen()
     assert group.applied_data(2)[-1] == b"after restart"
 
 

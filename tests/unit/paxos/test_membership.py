@@ -59,6 +59,7 @@ def test_add_promote_remove_keep_one_chosen_value_per_slot() -> None:
     # the new group chooses without the removed node
     group.crash(2)
     group.propose(1, b"chosen by 1, 3, 4")
+    group.spread_chosen()
     assert group.applied_data(4)[-1] == b"chosen by 1, 3, 4"
 
 

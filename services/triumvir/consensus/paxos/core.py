@@ -383,9 +383,7 @@ class PaxosCore:
             or self._hard_state() != self._last_hard_state
         ):
             return True
-        if self._role is Role.LEADER and (
-            self._send_pending or self._chosen_pending or self._reads.has_unsent
-        ):
+        if self._role is Role.LEADER and (self._send_pending or self._reads.has_unsent):
             return True
         return self._wants_snapshot(self._apply_sent)
 
@@ -449,7 +447,11 @@ class PaxosCore:
         self._backlog: dict[int, Entry] = {}
         self._pending_conf_slot = 0
         self._send_pending = False  # new own values not yet offered to peers
-        self._chosen_pending = False  # chosen prefix grew, peers not yet told
+        # The chosen prefix end at the previous tick. A grown prefix rides on the next ACCEPT;
+        # one that waited a whole tick for an ACCEPT goes out alone in CHOSEN, so under load,
+        # even one write at a time, it never costs a message of its own, and an idle acceptor
+        # still learns it within two ticks.
+        self._chosen_at_last_tick = 0
         self._reads.clear()
 
     def _become_follower(self, leader: int) -> None:
@@ -537,6 +539,8 @@ class PaxosCore:
             if self._config.check_quorum and not self._quorum_active():
                 self._become_follower(NO_NODE)
                 return
+        settled, self._chosen_at_last_tick = self._chosen_at_last_tick, self._chosen
+        self._announce_chosen(settled)
         if self._heartbeat_elapsed >= self._config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat()
@@ -723,18 +727,21 @@ class PaxosCore:
     def _flush_leader_output(self) -> None:
         """Offer new values (and a grown chosen prefix) to every peer at once, so a burst of
         proposals leaves as one ACCEPT per peer."""
-        if self._send_pending or self._chosen_pending:
+        if self._send_pending:
             for node in sorted(self._peers):
-                if not self._send_accepts(node) and self._chosen_pending:
-                    self._send(T.CHOSEN, node, slot=self._first_own, chosen_upto=self._chosen)
+                self._send_accepts(node)
             self._send_pending = False
-            self._chosen_pending = False
         if self._reads.has_unsent:
             self._start_read_round()
 
-    def _announce_chosen(self) -> None:
-        for node in sorted(self._peers):
-            self._send(T.CHOSEN, node, slot=self._first_own, chosen_upto=self._chosen)
+    def _announce_chosen(self, settled: int | None = None) -> None:
+        """CHOSEN to every acceptor not yet told the prefix through `settled` (default: all
+        of it)."""
+        settled = self._chosen if settled is None else settled
+        for node, peer in sorted(self._peers.items()):
+            if peer.told_chosen < settled:
+                self._send(T.CHOSEN, node, slot=self._first_own, chosen_upto=self._chosen)
+                peer.told_chosen = self._chosen
 
     def _send_accepts(self, node: int) -> bool:
         """Pipeline as many ACCEPT batches as the peer's window allows."""
@@ -753,14 +760,16 @@ class PaxosCore:
             self._send(
                 T.ACCEPT, node, slot=self._first_own, values=values, chosen_upto=self._chosen
             )
+            peer.told_chosen = self._chosen
             peer.next = end + 1
             peer.inflight += 1
             sent = True
         return sent
 
     def _broadcast_heartbeat(self) -> None:
-        for node in sorted(self._peers):
+        for node, peer in sorted(self._peers.items()):
             self._send(T.HEARTBEAT, node, slot=self._first_own, chosen_upto=self._chosen)
+            peer.told_chosen = self._chosen
         tag = self._reads.latest_tag()
         if tag:
             for voter in sorted(self._conf.voters - {self._id}):
@@ -1049,10 +1058,8 @@ class PaxosCore:
         self._chosen = slot
         if self._amnesia_through and self._chosen >= self._amnesia_through:
             self._amnesia_through = 0
-        if self._role is Role.LEADER:
-            self._chosen_pending = True
-            if conf_changed:
-                self._on_conf_chosen()
+        if self._role is Role.LEADER and conf_changed:
+            self._on_conf_chosen()
 
     def _send(
         self,

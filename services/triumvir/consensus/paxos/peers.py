@@ -20,6 +20,7 @@ class PeerProgress:
     inflight: int = 0  # ACCEPT batches sent and not yet answered
     active: bool = False  # answered since the last quorum check
     heartbeat_match: int = -1  # match when the previous heartbeat was answered
+    told_chosen: int = 0  # highest chosen prefix end sent to this acceptor
     # After a refusal: one batch at a time until the run grows past probe_match, so
     # reordered or duplicated refusals cannot each trigger a whole pipeline of resends.
     probing: bool = False
