@@ -302,11 +302,6 @@ class Replica:
         member_id = request.id or (max(members | conf.retired, default=0) + 1)
         if member_id in members:
             raise FailedPrecondition(f"member {member_id} is already in the group")
-        if member_id in conf.retired:
-            raise FailedPrecondition(
-                f"member {member_id} was removed from the group and its id is never reused; "
-                "start the new replica with an id no member has had"
-            )
         assert self.driver is not None
         await self.driver.change_membership(
             ConfChange(ConfChangeKind.ADD_LEARNER, member_id, address.encode())

@@ -705,7 +705,7 @@ class PaxosCore:
             return
         if self._id not in self._conf.members():
             # Our own removal is chosen: tell the others, then stand down for good.
-            self._announce_chosen()
+            self._announce_chosen(self._chosen)
             self._become_follower(NO_NODE)
             return
         self._flush_backlog()
@@ -734,10 +734,8 @@ class PaxosCore:
         if self._reads.has_unsent:
             self._start_read_round()
 
-    def _announce_chosen(self, settled: int | None = None) -> None:
-        """CHOSEN to every acceptor not yet told the prefix through `settled` (default: all
-        of it)."""
-        settled = self._chosen if settled is None else settled
+    def _announce_chosen(self, settled: int) -> None:
+        """CHOSEN to every acceptor not yet told the prefix through `settled`."""
         for node, peer in sorted(self._peers.items()):
             if peer.told_chosen < settled:
                 self._send(T.CHOSEN, node, slot=self._first_own, chosen_upto=self._chosen)
