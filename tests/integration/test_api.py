@@ -179,6 +179,28 @@ def lone_replica(tmp_path: Path, engine: str) -> Iterator[cluster_pb2_grpc.Clust
         single.stop()
 
 
+def test_group_runs_on_uvloop_by_default(group: LocalCluster) -> None:
+    for node_id in group.nodes:
+        assert '"event_loop": "uvloop"' in group.nodes[node_id].log_path.read_text()
+
+
+def test_replica_serves_on_the_standard_asyncio_loop_when_asked(
+    tmp_path: Path, engine: str
+) -> None:
+    single = LocalCluster(tmp_path, size=1, engine=engine, **{"event-loop": "asyncio"})
+    single.start()
+    try:
+        single.wait_leader()
+        with grpc.insecure_channel(single.endpoints()[0]) as ch:
+            kv = kv_pb2_grpc.KVStub(ch)
+            kv.Put(kv_pb2.PutRequest(key=b"loop", value=b"asyncio"), timeout=10)
+            got = kv.Range(kv_pb2.RangeRequest(key=b"loop"), timeout=10)
+        assert [record.value for record in got.kvs] == [b"asyncio"]
+        assert '"event_loop": "asyncio"' in single.nodes[1].log_path.read_text()
+    finally:
+        single.stop()
+
+
 def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None:
     with lone_replica(tmp_path, engine) as stub:
         with pytest.raises(grpc.RpcError) as caught:

@@ -25,6 +25,7 @@ def test_environment_fills_missing_flags_and_flags_win():
         ([*BASE, "--peers", "1=nohost"], "expected ID=HOST:PORT"),
         ([*BASE, "--peers", "1=a:1,1=b:2"], "listed twice"),
         ([*BASE, *PEERS, "--engine", "zab"], "--engine must be one of"),
+        ([*BASE, *PEERS, "--event-loop", "tokio"], "--event-loop must be one of"),
         ([*BASE, *PEERS, "--heartbeat-ticks", "40"], "smaller than --election-ticks"),
         ([*BASE, *PEERS, "--max-inflight-appends", "0"], "--max-inflight-appends must be"),
         (["--listen", "h:1", "--data-dir", "d"], "--id (or TRIUMVIR_ID) is required"),
@@ -39,6 +40,11 @@ def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
 def test_two_replication_batches_in_flight_per_follower_unless_changed():
     assert parse([*BASE, *PEERS], {}).max_inflight_appends == 2
     assert parse([*BASE, *PEERS, "--max-inflight-appends", "8"], {}).max_inflight_appends == 8
+
+
+def test_uvloop_runs_the_replica_unless_the_standard_loop_is_asked_for():
+    assert parse([*BASE, *PEERS], {}).event_loop == "uvloop"
+    assert parse([*BASE, *PEERS], {"TRIUMVIR_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
 
 
 def test_peer_list_tolerates_spaces_and_trailing_commas():

@@ -15,6 +15,7 @@ KEY_BYTES_MAX_DEFAULT = 4 * 1024
 VALUE_BYTES_MAX_DEFAULT = 3 * 512 * 1024  # 1.5 MiB
 REQUEST_BYTES_MAX_DEFAULT = 2 * 1024 * 1024
 ENGINES = ("raft", "paxos")  # engines this build can run
+EVENT_LOOPS = ("uvloop", "asyncio")  # uvloop: same asyncio API, far less CPU per wake-up
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,7 @@ class ReplicaConfig:
     value_bytes_max: int = VALUE_BYTES_MAX_DEFAULT
     request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT
     log_level: str = "info"
+    event_loop: str = "uvloop"
 
     @property
     def address(self) -> str:
@@ -84,6 +86,7 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
     ("value-bytes-max", int, VALUE_BYTES_MAX_DEFAULT, "largest value accepted"),
     ("request-bytes-max", int, REQUEST_BYTES_MAX_DEFAULT, "largest request accepted"),
     ("log-level", str, "info", "debug, info, warning or error"),
+    ("event-loop", str, "uvloop", "uvloop (fast) or asyncio (the standard library's loop)"),
 )
 
 
@@ -126,6 +129,10 @@ def _validated(values: dict[str, object]) -> ReplicaConfig:
         raise ConfigError(f"--id must be a positive integer, got {node_id}")
     if values["engine"] not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {values['engine']!r}")
+    if values["event_loop"] not in EVENT_LOOPS:
+        raise ConfigError(
+            f"--event-loop must be one of {', '.join(EVENT_LOOPS)}, got {values['event_loop']!r}"
+        )
     if not values["join"] and node_id not in peers:
         raise ConfigError(
             f"--peers must include this replica (id {node_id}) unless --join is given"

@@ -93,7 +93,7 @@ async def run(config: ReplicaConfig) -> None:
 def serve(config: ReplicaConfig) -> None:
     configure(config.log_level)
     try:
-        asyncio.run(run(config))
+        bootstrap.run(run(config), config.event_loop)
     except DataDirInUse as exc:
         # Not a crash: another replica owns the directory, and this one must not touch it.
         sys.stderr.write(f"error: {exc}\n")
