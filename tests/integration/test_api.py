@@ -346,6 +346,36 @@ def test_watch_from_past_revision_across_leader_change(tmp_path: Path, engine: s
     assert revisions == list(range(first, first + 120)), "gap in revisions"
 
 
+def test_watch_catches_up_on_a_history_longer_than_its_queue(group: LocalCluster) -> None:
+    # 101 revisions of 100 keys each: more events than a watcher may hold queued at once.
+    with Client(group.endpoints(), timeout_s=10.0) as client:
+        revisions = [
+            client.txn(
+                [],
+                [
+                    kv_pb2.RequestOp(request_put=kv_pb2.PutRequest(key=b"cu/%03d/%03d" % (t, j)))
+                    for j in range(100)
+                ],
+            ).header.revision
+            for t in range(101)
+        ]
+        received: list[tuple[int, bytes]] = []
+        with client.watch("cu/", prefix=True, start_revision=revisions[0]) as stream:
+            for event in stream:
+                received.append((event.kv.mod_revision, event.kv.key))
+                if len(received) == 101 * 100:
+                    client.put("cu/live", "1")
+                if len(received) > 101 * 100:
+                    break
+    assert received[:-1] == [
+        (revision, b"cu/%03d/%03d" % (t, j))
+        for t, revision in enumerate(revisions)
+        for j in range(100)
+    ]
+    live_revision, live_key = received[-1]
+    assert live_key == b"cu/live" and live_revision > revisions[-1]
+
+
 def test_leased_key_disappears_after_ttl_across_leader_change(tmp_path: Path, engine: str) -> None:
     cluster = LocalCluster(tmp_path, engine=engine)
     cluster.start()

@@ -40,6 +40,7 @@ from triumvir.v1 import (
 WRITE_TIMEOUT_S_DEFAULT = 10.0
 FORWARDED_HEADER = "triumvir-forwarded"
 WATCHERS_PER_STREAM_MAX = 1024
+WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream, each up to 1000 events
 VERSION = "0.1.0"
 
 T = TypeVar("T")
@@ -372,56 +373,78 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
     async def Watch(
         self, request_iterator: AsyncIterator[watch_pb2.WatchRequest], context: Any
     ) -> AsyncIterator[watch_pb2.WatchResponse]:
-        out: asyncio.Queue[watch_pb2.WatchResponse | None] = asyncio.Queue()
+        # Bounded: a watcher pump waits while the client is slow to read, so its
+        # subscription fills up and overflows instead of this stream buffering without end.
+        out: asyncio.Queue[watch_pb2.WatchResponse] = asyncio.Queue(
+            maxsize=WATCH_RESPONSES_BUFFERED_MAX
+        )
         pumps: dict[int, asyncio.Task[None]] = {}
         next_id = 1
 
         async def read_requests() -> None:
             nonlocal next_id
-            try:
-                async for request in request_iterator:
-                    kind = request.WhichOneof("request_union")
-                    if kind == "create_request":
-                        create = request.create_request
-                        watch_id = create.watch_id or next_id
-                        next_id = max(next_id, watch_id) + 1
-                        response = self._create(create, watch_id, pumps, out)
-                        out.put_nowait(response)
-                    elif kind == "cancel_request":
-                        watch_id = request.cancel_request.watch_id
-                        task = pumps.pop(watch_id, None)
-                        if task is not None:
-                            task.cancel()
-                        out.put_nowait(
-                            watch_pb2.WatchResponse(
-                                header=self._replica.header(), watch_id=watch_id, canceled=True
-                            )
+            async for request in request_iterator:
+                kind = request.WhichOneof("request_union")
+                if kind == "create_request":
+                    create = request.create_request
+                    watch_id = create.watch_id or next_id
+                    next_id = max(next_id, watch_id) + 1
+                    await out.put(self._create(create, watch_id, pumps, out))
+                elif kind == "cancel_request":
+                    watch_id = request.cancel_request.watch_id
+                    task = pumps.pop(watch_id, None)
+                    if task is not None:
+                        task.cancel()
+                    await out.put(
+                        watch_pb2.WatchResponse(
+                            header=self._replica.header(), watch_id=watch_id, canceled=True
                         )
-                    elif kind == "progress_request":
-                        out.put_nowait(
-                            watch_pb2.WatchResponse(header=self._replica.header(), watch_id=-1)
-                        )
-            finally:
-                out.put_nowait(None)
+                    )
+                elif kind == "progress_request":
+                    await out.put(
+                        watch_pb2.WatchResponse(header=self._replica.header(), watch_id=-1)
+                    )
 
         reader = asyncio.get_running_loop().create_task(read_requests())
         try:
             while True:
-                response = await out.get()
-                if response is None:
+                next_response = asyncio.ensure_future(out.get())
+                await asyncio.wait((next_response, reader), return_when=asyncio.FIRST_COMPLETED)
+                if not next_response.done():
+                    # The client closed its side: send what is queued, then end the stream.
+                    next_response.cancel()
+                    reader.result()  # a failed read ends the call with its error
+                    while not out.empty():
+                        yield out.get_nowait()
                     break
-                yield response
+                yield next_response.result()
         finally:
             reader.cancel()
             for task in pumps.values():
                 task.cancel()
+
+    def _compacted(
+        self, watch_id: int, start_revision: int, *, created: bool = False
+    ) -> watch_pb2.WatchResponse:
+        compact_revision = self._replica.machine.compact_revision
+        return watch_pb2.WatchResponse(
+            header=self._replica.header(),
+            watch_id=watch_id,
+            created=created,
+            canceled=True,
+            compact_revision=compact_revision,
+            cancel_reason=(
+                f"start revision {start_revision} has been compacted; the oldest retained "
+                f"revision is {compact_revision + 1}"
+            ),
+        )
 
     def _create(
         self,
         create: watch_pb2.WatchCreateRequest,
         watch_id: int,
         pumps: dict[int, asyncio.Task[None]],
-        out: asyncio.Queue[watch_pb2.WatchResponse | None],
+        out: asyncio.Queue[watch_pb2.WatchResponse],
     ) -> watch_pb2.WatchResponse:
         header = self._replica.header()
         try:
@@ -434,20 +457,10 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
             if not create.key:
                 raise InvalidArgument("watch key is empty")
             subscription = self._replica.hub.subscribe(
-                create.key, create.range_end, create.start_revision
+                create.key, create.range_end, create.start_revision, prev_kv=create.prev_kv
             )
         except Compacted:
-            return watch_pb2.WatchResponse(
-                header=header,
-                watch_id=watch_id,
-                created=True,
-                canceled=True,
-                compact_revision=self._replica.machine.compact_revision,
-                cancel_reason=(
-                    f"start revision {create.start_revision} has been compacted; the oldest "
-                    f"retained revision is {self._replica.machine.compact_revision + 1}"
-                ),
-            )
+            return self._compacted(watch_id, create.start_revision, created=True)
         except TriumvirError as exc:
             return watch_pb2.WatchResponse(
                 header=header,
@@ -463,6 +476,12 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         async def pump() -> None:
             try:
                 while True:
+                    if subscription.catching_up and subscription.queue.empty():
+                        try:
+                            hub.catch_up(subscription)
+                        except Compacted:
+                            await out.put(self._compacted(watch_id, subscription.next_revision))
+                            return
                     first = await subscription.queue.get()
                     batch = [first]
                     while not subscription.queue.empty() and len(batch) < 1000:
@@ -472,7 +491,7 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                         if event is None:
                             return
                         if isinstance(event, WatcherOverflow):
-                            out.put_nowait(
+                            await out.put(
                                 watch_pb2.WatchResponse(
                                     header=self._replica.header(),
                                     watch_id=watch_id,
@@ -490,7 +509,7 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                             event = type(event)(type=event.type, kv=event.kv)
                         events.append(event)
                     if events:
-                        out.put_nowait(
+                        await out.put(
                             watch_pb2.WatchResponse(
                                 header=self._replica.header(), watch_id=watch_id, events=events
                             )

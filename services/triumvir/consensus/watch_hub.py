@@ -1,7 +1,11 @@
 """Fan-out of applied events to live watchers, gap-free from any retained revision.
 
-Catch-up from history and registration for live events happen in one synchronous step
-on the event loop (apply runs on that loop too), so no event can fall between them.
+A watcher that starts in the past first reads history a page at a time, each page only
+once it has taken the previous one, so catching up on a long history holds one page in
+memory rather than all of it. Live events skip it meanwhile: they are history by the time
+it reads that far. Reading the last page and switching to live events happen in one
+synchronous step on the event loop (apply runs on that loop too), so no event can fall
+between them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 WATCHER_QUEUE_EVENTS_MAX = 10_000
+CATCH_UP_PAGE_EVENTS = 1_000
 
 
 class WatcherOverflow(Exception):
@@ -29,11 +34,12 @@ def key_matches(key: bytes, start: bytes, range_end: bytes) -> bool:
 class Subscription:
     key: bytes
     range_end: bytes
-    queue: asyncio.Queue[Any] = field(
-        # one slot more than the bound, for the overflow marker
-        default_factory=lambda: asyncio.Queue(maxsize=WATCHER_QUEUE_EVENTS_MAX + 1)
-    )
+    prev_kv: bool = False  # history pages carry each event's previous version too
+    # Bounded by publish(), not by the queue: one history page may hold a revision that
+    # wrote more keys than the bound.
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     next_revision: int = 0  # the smallest revision not yet handed to the watcher
+    catching_up: bool = False  # still reading history: call WatchHub.catch_up when drained
     overflowed: bool = False
 
 
@@ -42,18 +48,42 @@ class WatchHub:
         self._machine = machine
         self._subscriptions: set[Subscription] = set()
 
-    def subscribe(self, key: bytes, range_end: bytes, start_revision: int) -> Subscription:
+    def subscribe(
+        self, key: bytes, range_end: bytes, start_revision: int, *, prev_kv: bool = False
+    ) -> Subscription:
         """Raises the machine's Compacted error if start_revision was compacted away."""
-        subscription = Subscription(key, range_end)
+        subscription = Subscription(key, range_end, prev_kv)
         current = self._machine.revision
         if 0 < start_revision <= current:
-            for event in self._machine.events_since(start_revision, key, range_end):
-                subscription.queue.put_nowait(event)
-            subscription.next_revision = current + 1
+            subscription.next_revision = start_revision
+            subscription.catching_up = True
+            self.catch_up(subscription)  # the first page now: a compacted start fails here
         else:
             subscription.next_revision = max(start_revision, current + 1)
         self._subscriptions.add(subscription)
         return subscription
+
+    def catch_up(self, subscription: Subscription) -> None:
+        """Queue the watcher's next page of history; after the last page, live events follow.
+
+        Raises the machine's Compacted error if the history it still needs was compacted
+        while it read (it fell behind; it may resume from the compacted revision + 1).
+        """
+        events = self._machine.events_since(
+            subscription.next_revision,
+            subscription.key,
+            subscription.range_end,
+            prev_kv=subscription.prev_kv,
+            max_events=CATCH_UP_PAGE_EVENTS,
+        )
+        for event in events:
+            subscription.queue.put_nowait(event)
+        if len(events) < CATCH_UP_PAGE_EVENTS:
+            # A short page ends at the newest revision: from here on, live events.
+            subscription.catching_up = False
+            subscription.next_revision = self._machine.revision + 1
+        else:
+            subscription.next_revision = events[-1].kv.mod_revision + 1
 
     @property
     def watching(self) -> bool:
@@ -65,6 +95,8 @@ class WatchHub:
 
     def publish(self, events: list[Any]) -> None:
         for subscription in tuple(self._subscriptions):
+            if subscription.catching_up:
+                continue  # it reads these from history, in order, when it gets this far
             for event in events:
                 if event.kv.mod_revision < subscription.next_revision:
                     continue
@@ -79,6 +111,5 @@ class WatchHub:
 
     def close(self) -> None:
         for subscription in self._subscriptions:
-            if not subscription.queue.full():
-                subscription.queue.put_nowait(None)
+            subscription.queue.put_nowait(None)
         self._subscriptions.clear()

@@ -3,8 +3,11 @@ revision it asked for, and tells the replica whether anyone watches at all."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.kv.helpers import Log
-from triumvir.consensus.watch_hub import WatchHub
+from triumvir.common.errors import Compacted
+from triumvir.consensus.watch_hub import CATCH_UP_PAGE_EVENTS, WATCHER_QUEUE_EVENTS_MAX, WatchHub
 
 
 def drain(queue) -> list[tuple[bytes, int]]:
@@ -46,3 +49,63 @@ def test_apply_result_builds_events_from_its_changes() -> None:
     assert (event.kv.key, event.kv.value, event.kv.mod_revision) == (b"a", b"2", 2)
     assert prev is not None and event.prev_kv.value == b"1" == prev.value
     assert record.mod_revision == 2
+
+
+def drain_all(hub: WatchHub, subscription) -> list[tuple[bytes, int]]:
+    """Everything the watcher gets, reading history a page at a time as a pump does."""
+    events = drain(subscription.queue)
+    while subscription.catching_up:
+        hub.catch_up(subscription)
+        events += drain(subscription.queue)
+    return events
+
+
+def test_catch_up_longer_than_a_watcher_queue_is_delivered_whole() -> None:
+    log = Log()
+    for i in range(WATCHER_QUEUE_EVENTS_MAX + 50):
+        log.put(b"k", b"%d" % i)
+    hub = WatchHub(log.machine)
+    subscription = hub.subscribe(b"k", b"", 1)
+    assert subscription.queue.qsize() <= CATCH_UP_PAGE_EVENTS  # one page at a time
+    hub.publish(log.put(b"k", b"last").events)
+    revisions = [revision for _, revision in drain_all(hub, subscription)]
+    assert revisions == list(range(1, WATCHER_QUEUE_EVENTS_MAX + 52))
+
+
+def test_writes_made_while_catching_up_arrive_once_in_order() -> None:
+    log = Log()
+    for i in range(2 * CATCH_UP_PAGE_EVENTS):
+        log.put(b"a" if i % 2 else b"b", b"%d" % i)
+    hub = WatchHub(log.machine)
+    subscription = hub.subscribe(b"a", b"c", 1)
+    seen = drain(subscription.queue)
+    while subscription.catching_up:
+        hub.publish(log.put(b"a", b"live").events)  # history by the time it gets there
+        hub.catch_up(subscription)
+        seen += drain(subscription.queue)
+    hub.publish(log.put(b"b", b"live").events)
+    seen += drain(subscription.queue)
+    assert [revision for _, revision in seen] == list(range(1, log.machine.revision + 1))
+
+
+def test_history_pages_carry_previous_versions_when_asked() -> None:
+    log = Log()
+    log.put(b"a", b"1")
+    log.put(b"a", b"2")
+    hub = WatchHub(log.machine)
+    subscription = hub.subscribe(b"a", b"", 1, prev_kv=True)
+    first, second = subscription.queue.get_nowait(), subscription.queue.get_nowait()
+    assert not first.HasField("prev_kv")
+    assert second.prev_kv.value == b"1"
+
+
+def test_history_compacted_while_catching_up_is_reported() -> None:
+    log = Log()
+    for i in range(3 * CATCH_UP_PAGE_EVENTS):
+        log.put(b"k", b"%d" % i)
+    hub = WatchHub(log.machine)
+    subscription = hub.subscribe(b"k", b"", 1)
+    log.compact(2 * CATCH_UP_PAGE_EVENTS)
+    drain(subscription.queue)
+    with pytest.raises(Compacted):
+        hub.catch_up(subscription)
