@@ -44,7 +44,7 @@ from triumvir.consensus.raft.types import (
     Snapshot,
     SnapshotMeta,
 )
-from triumvir.consensus.storage.interface import RaftStorage
+from triumvir.consensus.storage.interface import RaftStorage, StaleSnapshot
 
 INBOX_EVENTS_PER_TURN_MAX = 4096
 # A follower writes and fsyncs on the loop itself: it answers only once the batch is durable,
@@ -56,6 +56,7 @@ INBOX_EVENTS_PER_TURN_MAX = 4096
 PERSIST_INLINE_ENTRIES_MAX = 1
 BATCH_WINDOW_WAITERS_MIN = 8
 BATCH_WINDOW_S = 0.006
+SNAPSHOT_RETRY_S = 5.0  # after a snapshot could not be written (disk full, I/O error)
 READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
 
 
@@ -63,6 +64,7 @@ class StateMachine(Protocol):
     def apply(self, index: int, data: bytes) -> Any: ...
     def skip(self, index: int) -> None: ...
     def snapshot(self) -> bytes: ...
+    def snapshot_later(self) -> Callable[[], bytes]: ...
     def restore(self, data: bytes) -> None: ...
 
 
@@ -89,6 +91,7 @@ class Core(Protocol):
     def ready(self) -> Ready: ...
     def advance(self, ready: Ready) -> None: ...
     def compact(self, snapshot: Snapshot) -> None: ...
+    def forget_snapshot_request(self) -> None: ...
     def snapshot_meta_for(self, index: int) -> SnapshotMeta: ...
 
 
@@ -131,6 +134,8 @@ class Driver:
         # after advance()). The engine decides; by default everything waits for the fsync.
         self._sends_before_persist = sends_before_persist
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
+        self._snapshotting: asyncio.Task[None] | None = None
         self._inbox: collections.deque[Callable[[], None]] = collections.deque()
         self._wake = asyncio.Event()
         self._waiters: dict[int, _Waiter] = {}
@@ -153,14 +158,16 @@ class Driver:
 
     async def stop(self) -> None:
         self._log.info("driver stopping", **self.stats)
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._snapshotting] if self._snapshotting else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for waiter in self._waiters.values():
             if not waiter.future.done():
                 waiter.future.set_exception(Unavailable("replica is shutting down"))
+        self._encoder.shutdown(wait=True, cancel_futures=True)
         self._io.shutdown(wait=True)
         self._storage.close()
 
@@ -358,7 +365,7 @@ class Driver:
                 heapq.heappush(self._ready_reads, (read.index, id(pending[0]), pending[0]))
         self._answer_reads()
         if ready.snapshot_wanted:
-            await self._take_snapshot()
+            self._start_snapshot()
         self.core.advance(ready)
         if self.core.leader_id != self._last_leader:
             self._last_leader = self.core.leader_id
@@ -427,15 +434,43 @@ class Driver:
             if not future.done():
                 future.set_result(index)
 
-    async def _take_snapshot(self) -> None:
+    def _start_snapshot(self) -> None:
+        """Snapshot the state machine at the applied index without stopping the replica.
+
+        The view of the state is taken now; encoding it (seconds for a large store) runs on
+        a thread of its own while entries keep being written and applied, so heartbeats
+        still go out and no election starts. The file is saved through the WAL thread,
+        after the writes queued before it, and the core compacts its log afterwards.
+        """
+        if self._snapshotting is not None and not self._snapshotting.done():
+            return  # the core asks again once the running one is compacted
         # The core knows the term and membership at the applied index; the file on disk must
         # carry exactly what the core will keep after compact().
         meta = self.core.snapshot_meta_for(self._applied)
-        snapshot = Snapshot(meta, self._machine.snapshot())
-        await asyncio.get_running_loop().run_in_executor(
-            self._io, self._storage.save_snapshot, snapshot
+        encode = self._machine.snapshot_later()
+        self._snapshotting = asyncio.get_running_loop().create_task(
+            self._write_snapshot(meta, encode)
         )
-        self.core.compact(snapshot)
+
+    async def _write_snapshot(self, meta: SnapshotMeta, encode: Callable[[], bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            snapshot = Snapshot(meta, await loop.run_in_executor(self._encoder, encode))
+            await loop.run_in_executor(self._io, self._storage.save_snapshot, snapshot)
+        except StaleSnapshot:
+            # The leader sent a newer snapshot meanwhile, and it is installed.
+            self._submit(self.core.forget_snapshot_request)
+            return
+        except Exception:
+            self._log.exception("snapshot failed; trying again later")
+            loop.call_later(SNAPSHOT_RETRY_S, self._submit, self.core.forget_snapshot_request)
+            return
+
+        def compact() -> None:
+            self.core.compact(snapshot)
+            self.core.forget_snapshot_request()
+
+        self._submit(compact)
         self._log.info("snapshot taken", index=meta.index, bytes=len(snapshot.data))
 
     # ---- observation -----------------------------------------------------------------

@@ -7,8 +7,11 @@ import struct
 import crc32c
 import pytest
 
+from tests.unit.kv.helpers import Log
 from triumvir.consensus.kv.records import KeyRecord
 from triumvir.consensus.kv.snapshot import SnapshotError, SnapshotState, decode, encode
+from triumvir.v1.command_pb2 import Command
+from triumvir.v1.kv_pb2 import PutRequest
 
 
 def _state(histories: list[tuple[bytes, list[KeyRecord]]]) -> SnapshotState:
@@ -44,3 +47,26 @@ def test_a_value_longer_than_the_snapshot_is_refused() -> None:
 def test_a_key_without_versions_is_refused() -> None:
     with pytest.raises(SnapshotError, match="has no versions"):
         decode(encode(_state([(b"k", [])])))
+
+
+def tagged_put(log: Log, key: bytes, value: bytes, tag: tuple[int, int]) -> None:
+    log.apply(Command(put=PutRequest(key=key, value=value)), tag=tag)
+
+
+def test_a_snapshot_encoded_later_holds_the_state_as_of_the_call() -> None:
+    log = Log()
+    log.grant(60, lease_id=9)
+    for i in range(20):
+        tagged_put(log, b"k%d" % (i % 4), b"%d" % i, (1, i + 1))
+    log.put(b"leased", b"x", lease=9)
+    log.delete(b"k3")
+    expected = log.machine.snapshot()
+    later = log.machine.snapshot_later()
+    # Everything that changes afterwards: new versions, new keys, deletes, compaction that
+    # empties and trims version lists, leases and client sessions.
+    tagged_put(log, b"k0", b"newer", (1, 21))
+    tagged_put(log, b"new-key", b"1", (2, 1))
+    log.delete(b"k1")
+    log.compact(log.machine.revision)
+    log.revoke(9)
+    assert later() == expected

@@ -48,6 +48,31 @@ def test_snapshot_wanted_once_until_compact() -> None:
     assert _drain(core).count(True) == 1
 
 
+def test_snapshot_asked_again_after_the_driver_gives_up_on_one() -> None:
+    core = _single(threshold=5)
+    _drain(core)
+    for i in range(5):
+        core.propose(b"%d" % i)
+    assert _drain(core).count(True) == 1
+    core.forget_snapshot_request()  # the driver could not write it
+    core.propose(b"more")
+    assert _drain(core).count(True) == 1
+
+
+def test_snapshot_not_asked_again_when_a_newer_one_covers_the_log() -> None:
+    core = _single(threshold=5)
+    _drain(core)
+    for i in range(5):
+        core.propose(b"%d" % i)
+    assert _drain(core).count(True) == 1
+    # The driver was slow: a snapshot at the applied index is compacted before it gives up.
+    applied = core.applied_index
+    core.compact(Snapshot(core.snapshot_meta_for(applied), b"state"))
+    core.forget_snapshot_request()
+    core.propose(b"more")
+    assert True not in _drain(core)
+
+
 def test_compact_keeps_entries_after_snapshot_and_records_membership() -> None:
     core = _single(threshold=1000)
     for i in range(6):

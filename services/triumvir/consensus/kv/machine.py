@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
@@ -303,17 +304,22 @@ class KVStateMachine:
     # ---- snapshots ----------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        return encode(
-            SnapshotState(
-                applied_index=self._applied_index,
-                now_ms=self._now_ms,
-                revision=self._store.revision,
-                compact_revision=self._store.compact_revision,
-                histories=list(self._store.histories()),
-                leases=self._leases.states(),
-                sessions=self._sessions.items(),
-            )
+        return self.snapshot_later()()
+
+    def snapshot_later(self) -> Callable[[], bytes]:
+        """The state as of now, encoded when the returned function runs, which may be on
+        another thread while applies go on: encoding a large store takes long enough to
+        stall the loop past an election timeout, but taking this view is quick."""
+        state = SnapshotState(
+            applied_index=self._applied_index,
+            now_ms=self._now_ms,
+            revision=self._store.revision,
+            compact_revision=self._store.compact_revision,
+            histories=self._store.frozen_histories(),
+            leases=self._leases.states(),
+            sessions=self._sessions.items(),
         )
+        return partial(encode, state)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot's. Raises SnapshotError on bad bytes,

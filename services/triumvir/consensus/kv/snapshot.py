@@ -9,6 +9,7 @@ replicas with the same state produce the same bytes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import crc32c
@@ -40,7 +41,7 @@ class SnapshotState:
     now_ms: int
     revision: int
     compact_revision: int
-    histories: list[tuple[bytes, list[KeyRecord]]]
+    histories: Collection[tuple[bytes, list[KeyRecord]]]
     leases: list[LeaseState]
     sessions: list[tuple[int, ClientSession]]
 
@@ -100,7 +101,7 @@ def decode(data: bytes) -> SnapshotState:
 
 def _decode_body(reader: _Reader) -> SnapshotState:
     applied_index, now_ms, revision, compact_revision = (reader.unpack(_I64) for _ in range(4))
-    histories: list[tuple[bytes, list[KeyRecord]]] = []
+    histories: Collection[tuple[bytes, list[KeyRecord]]] = []
     data, size = reader.data, len(reader.data)
     unpack_record = _RECORD_AND_LENGTH.unpack_from
     for _ in range(reader.unpack(_U32)):

@@ -213,8 +213,11 @@ class MvccStore:
                 continue
             drop = i + 1 if history[i].is_tombstone else i
             if drop:
-                del history[:drop]
-                if not history:
+                # A new list, never a cut of the old one: a snapshot being encoded on another
+                # thread may still be reading the old list (see frozen_histories).
+                if drop < len(history):
+                    self._history[key] = history[drop:]
+                else:
                     del self._history[key]
                     emptied = True
         if emptied:
@@ -285,6 +288,15 @@ class MvccStore:
         for key in self._history_keys:
             yield key, self._history[key]
 
+    def frozen_histories(self) -> FrozenHistories:
+        """`histories()` as of now, to be read later, on another thread, while writes go on.
+
+        Costs two shallow copies, not a copy of every version: a key's list of versions is
+        only ever appended to (compaction puts a new list in its place), so the versions up
+        to the current revision stay exactly as they are.
+        """
+        return FrozenHistories(self._history_keys[:], dict(self._history), self._revision)
+
     @classmethod
     def from_histories(
         cls,
@@ -307,3 +319,25 @@ class MvccStore:
         store._live_keys.sort()
         store._log.sort(key=lambda r: (r.mod_revision, r.sub))
         return store
+
+
+class FrozenHistories:
+    """Every key's versions up to one revision, in key order (see `frozen_histories`)."""
+
+    def __init__(
+        self, keys: list[bytes], histories: dict[bytes, list[KeyRecord]], revision: int
+    ) -> None:
+        self._keys = keys
+        self._histories = histories
+        self._revision = revision
+
+    def __len__(self) -> int:
+        return len(self._keys)  # every retained key has at least one version
+
+    def __iter__(self) -> Iterator[tuple[bytes, list[KeyRecord]]]:
+        revision = self._revision
+        for key in self._keys:
+            history = self._histories[key]
+            if history[-1].mod_revision > revision:
+                history = history[: bisect_right(history, revision, key=_MOD_REVISION)]
+            yield key, history

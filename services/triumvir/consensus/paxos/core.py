@@ -359,6 +359,11 @@ class PaxosCore:
             context=TRANSFER_CONTEXT,
         )
 
+    def forget_snapshot_request(self) -> None:
+        """The driver is done with the snapshot it was asked for (compacted, superseded by
+        one from the leader, or failed): ask again once the log is long enough."""
+        self._snapshot_requested = False
+
     def compact(self, snapshot: Snapshot) -> None:
         index = snapshot.meta.index
         if index <= self._log.base:

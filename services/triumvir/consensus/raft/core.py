@@ -315,6 +315,11 @@ class RaftCore:
         else:
             self._send_append(target, send_if_empty=True)
 
+    def forget_snapshot_request(self) -> None:
+        """The driver is done with the snapshot it was asked for (compacted, superseded by
+        one from the leader, or failed): ask again once the log is long enough."""
+        self._snapshot_requested = False
+
     def compact(self, snapshot: Snapshot) -> None:
         index = snapshot.meta.index
         if index <= self._log.snapshot_index:
