@@ -7,6 +7,7 @@ import random
 import pytest
 
 from tests.unit.raft.harness import Network, decode_state
+from tests.unit.snapshot_asks import propose_and_drain, snapshot_asks
 from triumvir.consensus.raft.config import RaftConfig
 from triumvir.consensus.raft.core import RaftCore
 from triumvir.consensus.raft.types import ConfState, Message, MessageType, Snapshot, SnapshotMeta
@@ -22,62 +23,44 @@ def _single(threshold: int) -> RaftCore:
     return core
 
 
-def _drain(core: RaftCore) -> list[bool]:
-    asks = []
-    while core.has_ready():
-        ready = core.ready()
-        asks.append(ready.snapshot_wanted)
-        core.advance(ready)
-    return asks
-
-
 def test_snapshot_wanted_once_until_compact() -> None:
     core = _single(threshold=5)
-    _drain(core)
+    snapshot_asks(core)
     for i in range(5):
         core.propose(b"%d" % i)
-    assert _drain(core).count(True) == 1
+    assert snapshot_asks(core).count(True) == 1
     core.propose(b"more")
-    assert True not in _drain(core)  # asked already; waits for compact()
+    assert True not in snapshot_asks(core)  # asked already; waits for compact()
     applied = core.applied_index
     core.compact(Snapshot(core.snapshot_meta_for(applied), b"state"))
     assert core.snapshot_meta.index == applied
     assert core.log_entries() == ()
     for i in range(5):
         core.propose(b"again %d" % i)
-    assert _drain(core).count(True) == 1
+    assert snapshot_asks(core).count(True) == 1
 
 
 def test_snapshot_asked_again_after_the_driver_gives_up_on_one() -> None:
     core = _single(threshold=5)
-    _drain(core)
-    for i in range(5):
-        core.propose(b"%d" % i)
-    assert _drain(core).count(True) == 1
+    assert propose_and_drain(core, 5).count(True) == 1
     core.forget_snapshot_request()  # the driver could not write it
-    core.propose(b"more")
-    assert _drain(core).count(True) == 1
+    assert propose_and_drain(core, 1).count(True) == 1
 
 
 def test_snapshot_not_asked_again_when_a_newer_one_covers_the_log() -> None:
     core = _single(threshold=5)
-    _drain(core)
-    for i in range(5):
-        core.propose(b"%d" % i)
-    assert _drain(core).count(True) == 1
+    assert propose_and_drain(core, 5).count(True) == 1
     # The driver was slow: a snapshot at the applied index is compacted before it gives up.
-    applied = core.applied_index
-    core.compact(Snapshot(core.snapshot_meta_for(applied), b"state"))
+    core.compact(Snapshot(core.snapshot_meta_for(core.applied_index), b"state"))
     core.forget_snapshot_request()
-    core.propose(b"more")
-    assert True not in _drain(core)
+    assert True not in propose_and_drain(core, 1)
 
 
 def test_compact_keeps_entries_after_snapshot_and_records_membership() -> None:
     core = _single(threshold=1000)
     for i in range(6):
         core.propose(b"%d" % i)
-    _drain(core)
+    snapshot_asks(core)
     target = core.applied_index - 3
     core.compact(Snapshot(SnapshotMeta(target), b"s"))
     assert [e.index for e in core.log_entries()] == [target + 1, target + 2, target + 3]
@@ -90,7 +73,7 @@ def test_compact_keeps_entries_after_snapshot_and_records_membership() -> None:
 
 def test_compact_beyond_applied_is_refused() -> None:
     core = _single(threshold=1000)
-    _drain(core)
+    snapshot_asks(core)
     core.propose(b"x")
     with pytest.raises(ValueError):
         core.compact(Snapshot(SnapshotMeta(core.last_index), b""))
