@@ -18,6 +18,7 @@ from triumvir_client.streams import (
     KEEPALIVE_RECONNECTS_MAX,
     STREAM_RETRY_CODES,
     WATCH_RECONNECTS_MAX,
+    FellBehind,
     StreamContext,
     StreamEnded,
     WatchCursor,
@@ -91,6 +92,9 @@ class Watch(Iterator[common_pb2.Event]):
             return []
         try:
             events = self._cursor.accept(response)
+        except FellBehind:
+            self._drop_stream()  # the next read watches again from the cursor, same member
+            return []
         except errors.ClientError:
             self.close()
             raise

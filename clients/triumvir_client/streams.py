@@ -53,6 +53,13 @@ def keepalive_interval_s(ttl_s: int) -> float:
     return max(ttl_s * KEEPALIVE_TTL_FRACTION, KEEPALIVE_INTERVAL_S_MIN)
 
 
+FELL_BEHIND_REASON = "watcher fell behind"  # how the server starts that cancel_reason
+
+
+class FellBehind(Exception):
+    """The server dropped a watch that was read too slowly; it resumes from next_revision."""
+
+
 class WatchCursor:
     """Remembers how far one watch got, so a replacement stream neither repeats nor skips.
 
@@ -88,8 +95,13 @@ class WatchCursor:
         )
 
     def accept(self, response: watch_pb2.WatchResponse) -> list[common_pb2.Event]:
-        """The events not delivered before, in order; raises when the watch was canceled."""
+        """The events not delivered before, in order; raises when the watch was canceled
+        (`FellBehind` when watching again from `next_revision` is all it takes)."""
         if response.canceled:
+            if not response.compact_revision and response.cancel_reason.startswith(
+                FELL_BEHIND_REASON
+            ):
+                raise FellBehind(response.cancel_reason)
             raise self._cancel_error(response)
         if response.created:
             if self.next_revision == 0:

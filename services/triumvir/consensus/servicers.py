@@ -41,6 +41,7 @@ WRITE_TIMEOUT_S_DEFAULT = 10.0
 FORWARDED_HEADER = "triumvir-forwarded"
 WATCHERS_PER_STREAM_MAX = 1024
 WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream, each up to 1000 events
+FELL_BEHIND_REASON = "watcher fell behind"  # the contract names this prefix (watch.proto)
 VERSION = "0.1.0"
 
 T = TypeVar("T")
@@ -496,8 +497,8 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                                     header=self._replica.header(),
                                     watch_id=watch_id,
                                     canceled=True,
-                                    cancel_reason="watcher fell behind; resume from the revision "
-                                    "after the last event received",
+                                    cancel_reason=f"{FELL_BEHIND_REASON}; resume from the "
+                                    "revision after the last event received",
                                 )
                             )
                             return

@@ -16,7 +16,7 @@ from tests.unit.client.fakes import (
     events_response,
     put_event,
 )
-from triumvir.v1 import common_pb2
+from triumvir.v1 import common_pb2, watch_pb2
 from triumvir_client import AsyncClient, errors
 
 
@@ -76,6 +76,27 @@ def test_the_watch_resumes_after_a_broken_stream() -> None:
     with FakeServer(watch=first) as a, FakeServer(watch=second) as b:
         assert asyncio.run(scenario([a.address, b.address])) == [2, 3]
     assert second.creates[0].start_revision == 3
+
+
+def test_a_watch_dropped_for_reading_slowly_watches_again() -> None:
+    fell_behind = watch_pb2.WatchResponse(canceled=True, cancel_reason="watcher fell behind")
+    script = WatchScript(
+        streams=[
+            [created(1), events_response(put_event(b"k", 2)), fell_behind],
+            [created(5), events_response(put_event(b"k", 3))],
+        ]
+    )
+
+    async def scenario(address: str) -> list[int]:
+        async with (
+            AsyncClient([address], retry=NO_BACKOFF) as client,
+            client.watch("k", start_revision=2) as watch,
+        ):
+            return [(await anext(watch)).kv.mod_revision for _ in range(2)]
+
+    with FakeServer(watch=script) as server:
+        assert asyncio.run(scenario(server.address)) == [2, 3]
+    assert [create.start_revision for create in script.creates] == [2, 3]
 
 
 def test_keep_alive_task_refreshes_and_reports_a_missing_lease() -> None:

@@ -130,6 +130,24 @@ def test_the_watch_resumes_after_a_broken_stream_from_the_next_revision() -> Non
     assert second.creates[0].range_end == b"l"
 
 
+def test_a_watch_dropped_for_reading_slowly_watches_again_from_the_next_revision() -> None:
+    fell_behind = watch_pb2.WatchResponse(canceled=True, cancel_reason="watcher fell behind")
+    script = WatchScript(
+        streams=[
+            [created(4), events_response(put_event(b"k", 5)), fell_behind],
+            [created(8), events_response(put_event(b"k", 6))],
+        ]
+    )
+    with (
+        FakeServer(watch=script) as server,
+        Client([server.address], retry=NO_BACKOFF) as client,
+        client.watch("k", start_revision=5) as watch,
+    ):
+        revisions = [next(watch).kv.mod_revision for _ in range(2)]
+    assert revisions == [5, 6]
+    assert [create.start_revision for create in script.creates] == [5, 6]
+
+
 def test_a_watch_from_the_next_write_resumes_after_the_created_revision() -> None:
     script = WatchScript(
         streams=[[created(10)], [created(12), events_response(put_event(b"k", 11))]],

@@ -6,7 +6,7 @@ import pytest
 
 from triumvir.v1 import common_pb2, watch_pb2
 from triumvir_client import errors
-from triumvir_client.streams import WatchCursor, keepalive_interval_s
+from triumvir_client.streams import FellBehind, WatchCursor, keepalive_interval_s
 
 
 def event(key: bytes, revision: int) -> common_pb2.Event:
@@ -46,6 +46,14 @@ def test_progress_moves_the_resume_point_forward_only() -> None:
     assert cursor.next_revision == 31
     cursor.accept(response(header=common_pb2.ResponseHeader(revision=3)))
     assert cursor.next_revision == 31
+
+
+def test_a_watch_dropped_for_reading_slowly_resumes_where_it_stopped() -> None:
+    cursor = WatchCursor(b"k", start_revision=2)
+    cursor.accept(response(event(b"k", 4)))
+    with pytest.raises(FellBehind):
+        cursor.accept(response(canceled=True, cancel_reason="watcher fell behind; resume"))
+    assert cursor.create_request().create_request.start_revision == 5
 
 
 def test_cancellation_is_an_error_naming_the_compaction() -> None:
