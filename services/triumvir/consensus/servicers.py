@@ -407,6 +407,7 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                     )
 
         reader = asyncio.get_running_loop().create_task(read_requests())
+        next_response: asyncio.Future[watch_pb2.WatchResponse] | None = None
         try:
             while True:
                 next_response = asyncio.ensure_future(out.get())
@@ -421,6 +422,8 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                 yield next_response.result()
         finally:
             reader.cancel()
+            if next_response is not None:
+                next_response.cancel()  # the call ended while it waited for a response
             for task in pumps.values():
                 task.cancel()
 
