@@ -3,6 +3,7 @@ writes apply once, watches survive leader changes, leases expire across leader c
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ import grpc
 import pytest
 
 from tests.integration.cluster import LocalCluster, Node, free_ports
+from triumvir.consensus.kv import KVStateMachine
 from triumvir.v1 import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -374,6 +376,21 @@ def test_watch_catches_up_on_a_history_longer_than_its_queue(group: LocalCluster
     ]
     live_revision, live_key = received[-1]
     assert live_key == b"cu/live" and live_revision > revisions[-1]
+
+
+def test_snapshot_download_restores_to_the_same_state(channel: grpc.Channel) -> None:
+    kv_pb2_grpc.KVStub(channel).Put(kv_pb2.PutRequest(key=b"snap/k", value=b"v"), timeout=10)
+    stream = maintenance_pb2_grpc.MaintenanceStub(channel).Snapshot(
+        maintenance_pb2.SnapshotRequest(), timeout=30
+    )
+    chunks = list(stream)
+    data = b"".join(chunk.blob for chunk in chunks)
+    assert chunks[-1].remaining_bytes == 0
+    assert chunks[-1].sha256 == hashlib.sha256(data).digest()
+    restored = KVStateMachine()
+    restored.restore(data)
+    (record,) = restored.range(kv_pb2.RangeRequest(key=b"snap/k")).kvs
+    assert record.value == b"v"
 
 
 def test_leased_key_disappears_after_ttl_across_leader_change(tmp_path: Path, engine: str) -> None:

@@ -40,7 +40,6 @@ class Subscription:
     queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     next_revision: int = 0  # the smallest revision not yet handed to the watcher
     catching_up: bool = False  # still reading history: call WatchHub.catch_up when drained
-    overflowed: bool = False
 
 
 class WatchHub:
@@ -103,7 +102,6 @@ class WatchHub:
                 if not key_matches(event.kv.key, subscription.key, subscription.range_end):
                     continue
                 if subscription.queue.qsize() >= WATCHER_QUEUE_EVENTS_MAX:
-                    subscription.overflowed = True
                     self._subscriptions.discard(subscription)
                     subscription.queue.put_nowait(WatcherOverflow())
                     break

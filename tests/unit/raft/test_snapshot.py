@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tests.unit.raft.harness import Network, decode_state
-from tests.unit.snapshot_asks import propose_and_drain, snapshot_asks
+from tests.unit.snapshot_asks import snapshot_asks
 from triumvir.consensus.raft.config import RaftConfig
 from triumvir.consensus.raft.core import RaftCore
 from triumvir.consensus.raft.types import ConfState, Message, MessageType, Snapshot, SnapshotMeta
@@ -38,22 +38,6 @@ def test_snapshot_wanted_once_until_compact() -> None:
     for i in range(5):
         core.propose(b"again %d" % i)
     assert snapshot_asks(core).count(True) == 1
-
-
-def test_snapshot_asked_again_after_the_driver_gives_up_on_one() -> None:
-    core = _single(threshold=5)
-    assert propose_and_drain(core, 5).count(True) == 1
-    core.forget_snapshot_request()  # the driver could not write it
-    assert propose_and_drain(core, 1).count(True) == 1
-
-
-def test_snapshot_not_asked_again_when_a_newer_one_covers_the_log() -> None:
-    core = _single(threshold=5)
-    assert propose_and_drain(core, 5).count(True) == 1
-    # The driver was slow: a snapshot at the applied index is compacted before it gives up.
-    core.compact(Snapshot(core.snapshot_meta_for(core.applied_index), b"state"))
-    core.forget_snapshot_request()
-    assert True not in propose_and_drain(core, 1)
 
 
 def test_compact_keeps_entries_after_snapshot_and_records_membership() -> None:
