@@ -8,6 +8,7 @@ until SIGTERM or SIGINT and then stops it with a grace period, so in-flight call
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
@@ -20,6 +21,13 @@ from grpc_reflection.v1alpha import reflection
 from triumvir.common.logging import get_logger
 
 STOP_GRACE_S = 5.0
+# A server allocates hundreds of collector-tracked objects per request (tasks, futures,
+# coroutines), nearly all dead before the request ends. With the interpreter's default
+# threshold of 700 the youngest generation was collected every few requests, and a busy
+# leader spent about a tenth of its CPU walking objects that were about to be freed anyway.
+# Collecting every 10,000 allocations keeps the collector's work per request small; each
+# collection still only walks what is alive, which a server bounds.
+GC_YOUNG_THRESHOLD = 10_000
 OVERALL = ""  # the health check service name that means "the whole server"
 
 
@@ -108,19 +116,27 @@ def run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
     A gRPC server's loop wakes several times for every call; uvloop does each wake-up in C
     rather than in the standard library's Python, which saves a sixth of a busy replica's
     CPU. Both run the same asyncio code, so "asyncio" remains for platforms without uvloop.
+    While `main` runs, the garbage collector's youngest generation is collected less often
+    (see GC_YOUNG_THRESHOLD).
     """
     if event_loop == "asyncio":
-        asyncio.run(main)
-        return
+        start: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    else:
+        try:
+            import uvloop
+        except ImportError:
+            main.close()
+            raise SystemExit(
+                "error: uvloop is not installed; `pip install uvloop`, or start with "
+                "--event-loop asyncio"
+            ) from None
+        start = uvloop.run
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
     try:
-        import uvloop
-    except ImportError:
-        main.close()
-        raise SystemExit(
-            "error: uvloop is not installed; `pip install uvloop`, or start with "
-            "--event-loop asyncio"
-        ) from None
-    uvloop.run(main)
+        start(main)
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:

@@ -1,6 +1,7 @@
 """`bootstrap.run` puts a server's main coroutine on the event loop its flags name."""
 
 import asyncio
+import gc
 
 import pytest
 
@@ -25,3 +26,16 @@ def test_an_error_in_main_reaches_the_caller() -> None:
 
     with pytest.raises(RuntimeError, match="boom"):
         bootstrap.run(main(), "uvloop")
+
+
+def test_the_young_generation_is_collected_less_often_while_main_runs() -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, ...]] = []
+
+    async def main() -> None:
+        seen.append(gc.get_threshold())
+
+    bootstrap.run(main(), "uvloop")
+    assert seen == [(bootstrap.GC_YOUNG_THRESHOLD, *before[1:])]
+    assert before[0] < bootstrap.GC_YOUNG_THRESHOLD
+    assert gc.get_threshold() == before
