@@ -56,6 +56,13 @@ INBOX_EVENTS_PER_TURN_MAX = 4096
 PERSIST_INLINE_ENTRIES_MAX = 1
 BATCH_WINDOW_WAITERS_MIN = 8
 BATCH_WINDOW_S = 0.006
+# Once writes have crowded in, the driver keeps gathering them for a while even when few are
+# waiting. Right after a large batch is answered, its callers' next writes reach the driver
+# one at a time (the gRPC server takes in one call per turn of the loop), so the count of
+# waiting writes is lowest exactly when the load is highest; gathering only by that count,
+# each of those writes went out alone, with an fsync and APPENDs of its own, and batches
+# stayed small for as long as the load lasted.
+BATCH_MODE_LINGER_S = 0.05
 SNAPSHOT_RETRY_S = 5.0  # after a snapshot could not be written (disk full, I/O error)
 READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
 
@@ -148,6 +155,7 @@ class Driver:
         self._log = get_logger(node_id=core.node_id)
         self.stats: collections.Counter[str] = collections.Counter()
         self._last_leader = NO_NODE
+        self._gathering_until = 0.0  # loop time until which proposals are gathered
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -281,6 +289,7 @@ class Driver:
                     )
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             if len(self._waiters) > 1:
@@ -290,12 +299,12 @@ class Driver:
                 # write cannot come before this one is answered, so its proposal, the
                 # answers that commit it, and a follower's APPEND are handled at once.
                 await asyncio.sleep(0)
-            if len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN:
-                # Many writes in flight: the loop is busy and each batch costs a stream write
-                # per follower, so gather proposals a little longer and send fewer, fuller
-                # batches. Followers' answers wait too, on purpose: one Ready then commits,
-                # applies and proposes the whole window's work, which costs the saturated loop
-                # less than a turn for every answer. A lone writer never waits here.
+            if self._gathering(loop.time()):
+                # Many writes in flight, now or lately: the loop is busy and each batch costs
+                # a stream write per follower, so gather proposals a little longer and send
+                # fewer, fuller batches. Followers' answers wait too, on purpose: one Ready then
+                # commits, applies and proposes the whole window's work, which costs the
+                # saturated loop less than a turn for every answer. A lone writer never waits.
                 await asyncio.sleep(BATCH_WINDOW_S)
             self._wake.clear()
             for _ in range(INBOX_EVENTS_PER_TURN_MAX):
@@ -309,8 +318,14 @@ class Driver:
                     self._log.exception("core rejected an input")
             if self._inbox:
                 self._wake.set()
+            if len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN:
+                self._gathering_until = loop.time() + BATCH_MODE_LINGER_S
             while self.core.has_ready():
                 await self._handle(self.core.ready())
+
+    def _gathering(self, now: float) -> bool:
+        """Whether this turn waits BATCH_WINDOW_S for more proposals (see BATCH_MODE_LINGER_S)."""
+        return len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN or now < self._gathering_until
 
     async def _handle(self, ready: Ready) -> None:
         early: list[Message] = []

@@ -1,0 +1,115 @@
+"""The driver gathers concurrent writes into shared batches (one fsync each), keeps doing so
+while a load lasts even when writes reach it one at a time, and never holds a lone writer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import pytest
+
+from triumvir.consensus import driver as driver_module
+from triumvir.consensus.driver import BATCH_WINDOW_WAITERS_MIN, Driver
+from triumvir.consensus.raft.config import RaftConfig
+from triumvir.consensus.raft.core import RaftCore
+from triumvir.consensus.raft.types import ConfState
+from triumvir.consensus.storage.memory import MemoryStorage
+
+WINDOW_S = 0.2  # long, so that a test's few milliseconds of scheduling never decide it
+
+
+class _Machine:
+    def apply(self, index: int, data: bytes) -> int:
+        return index
+
+    def skip(self, index: int) -> None:
+        pass
+
+    def snapshot_later(self) -> Callable[[], bytes]:
+        return lambda: b""
+
+    def restore(self, data: bytes) -> None:
+        pass
+
+
+async def _single_member_leader() -> tuple[Driver, MemoryStorage]:
+    core = RaftCore(RaftConfig(node_id=1), random.Random(1), conf=ConfState(voters=frozenset({1})))
+    core.campaign()  # a group of one elects itself at once; no tick is needed
+    storage = MemoryStorage()
+    driver = Driver(
+        core=core,
+        storage=storage,
+        machine=_Machine(),
+        send=lambda message: None,
+        tick_s=60.0,  # no tick may wake the driver during a test
+        address_of=lambda member: "",
+    )
+    driver.start()
+    await driver.propose(b"first")
+    return driver, storage
+
+
+async def _one_at_a_time(driver: Driver, count: int, gap_s: float) -> None:
+    writes = []
+    for _ in range(count):
+        writes.append(asyncio.ensure_future(driver.propose(b"w")))
+        await asyncio.sleep(gap_s)
+    await asyncio.gather(*writes)
+
+
+@pytest.fixture
+def long_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver_module, "BATCH_WINDOW_S", WINDOW_S)
+
+
+@pytest.mark.usefixtures("long_window")
+def test_writes_arriving_one_at_a_time_after_a_burst_share_one_fsync() -> None:
+    async def main() -> int:
+        driver, storage = await _single_member_leader()
+        try:
+            burst = [driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)]
+            await asyncio.gather(*burst)
+            before = storage.sync_count
+            await _one_at_a_time(driver, count=4, gap_s=0.005)
+            return storage.sync_count - before
+        finally:
+            await driver.stop()
+
+    assert asyncio.run(main()) == 1
+
+
+@pytest.mark.usefixtures("long_window")
+def test_a_lone_writer_is_not_held_for_a_window() -> None:
+    async def main() -> tuple[float, int]:
+        driver, storage = await _single_member_leader()
+        try:
+            loop = asyncio.get_running_loop()
+            before, started = storage.sync_count, loop.time()
+            await _one_at_a_time(driver, count=3, gap_s=0.0)
+            return loop.time() - started, storage.sync_count - before
+        finally:
+            await driver.stop()
+
+    elapsed, syncs = asyncio.run(main())
+    assert elapsed < WINDOW_S
+    assert syncs == 3
+
+
+@pytest.mark.usefixtures("long_window")
+def test_gathering_stops_once_the_load_has_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver_module, "BATCH_MODE_LINGER_S", 0.05)
+
+    async def main() -> float:
+        driver, _ = await _single_member_leader()
+        try:
+            await asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
+            await asyncio.sleep(0.1)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await driver.propose(b"lone")
+            return loop.time() - started
+        finally:
+            await driver.stop()
+
+    assert asyncio.run(main()) < WINDOW_S
