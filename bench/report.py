@@ -1,8 +1,9 @@
 """The benchmark's output: medians over rounds, the triumvir/etcd ratios, text and JSON.
 
-Each round measures every system once, so a ratio is first taken within a round (both
-systems measured minutes apart at most) and only then summarised by its median: the
-machine's speed drifts between rounds, and a ratio of medians would mix rounds.
+Each round measures every system once at every concurrency, the systems of one level right
+after one another, so a ratio is first taken within a round (both figures measured seconds
+apart) and only then summarised by its median: the machine's speed drifts between rounds,
+and a ratio of medians would mix rounds.
 """
 
 from __future__ import annotations
@@ -97,11 +98,14 @@ def _median_or_none(values: Iterable[float | None]) -> float | None:
 
 
 def summarize_rounds(reports: Sequence[SystemReport]) -> tuple[Summary, ...]:
-    """One row per (system, C), in the order first measured: medians, total errors, max peak."""
+    """One row per (system, C): medians, total errors, max peak. Rows come system by system
+    in the order the systems were first measured, each system's levels in the order run."""
     groups: dict[tuple[str, int], list[Measurement]] = {}
     for report in reports:
         for m in report.measurements:
             groups.setdefault((report.system, m.result.concurrency), []).append(m)
+    systems = list(dict.fromkeys(system for system, _ in groups))
+    by_system = sorted(groups.items(), key=lambda group: systems.index(group[0][0]))
     return tuple(
         Summary(
             system=system,
@@ -113,7 +117,7 @@ def summarize_rounds(reports: Sequence[SystemReport]) -> tuple[Summary, ...]:
             errors=sum(m.result.errors for m in ms),
             peak_mib_max=max((m.peak_mib_max for m in ms), default=math.nan),
         )
-        for (system, c), ms in groups.items()
+        for (system, c), ms in by_system
     )
 
 

@@ -1,10 +1,11 @@
 """`python -m bench.run`: interleaved rounds of every system, medians in one table.
 
-Each round gives every system a fresh cluster and runs every concurrency on it; odd rounds
-take the systems in the given order, even rounds in reverse, so no system always runs right
-after another on this shared machine, whose speed drifts. Exits non-zero when any requested
-system could not be measured in some round, so `make bench` fails loudly instead of
-printing a table with a hole in it.
+Each round takes the concurrency levels in turn and, at each level, every system on a fresh
+cluster, one right after the other: the figures a ratio compares are taken seconds apart,
+not minutes, on this shared machine whose speed drifts. Odd rounds take the systems in the
+given order, even rounds in reverse, so no system always runs right after another. Exits
+non-zero when any requested system could not be measured in some round, so `make bench`
+fails loudly instead of printing a table with a hole in it.
 """
 
 from __future__ import annotations
@@ -158,11 +159,14 @@ def round_order(systems: Sequence[str], round_number: int) -> tuple[str, ...]:
     return tuple(systems) if round_number % 2 == 1 else tuple(reversed(systems))
 
 
-def schedule(systems: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:
-    """(round, system) in the order they run."""
+def schedule(
+    systems: Sequence[str], rounds: int, levels: Sequence[int]
+) -> Iterator[tuple[int, int, str]]:
+    """(round, concurrency, system) in the order they run."""
     for round_number in range(1, rounds + 1):
-        for name in round_order(systems, round_number):
-            yield round_number, name
+        for level in levels:
+            for name in round_order(systems, round_number):
+                yield round_number, level, name
 
 
 async def _measure(
@@ -170,22 +174,21 @@ async def _measure(
     cluster: Cluster,
     find_leader: LeaderFinder,
     open_target: TargetOpener,
-    specs: Sequence[LoadSpec],
+    spec: LoadSpec,
     sink: list[Measurement],
 ) -> None:
-    """Runs every spec against the leader; results land in `sink` as they complete."""
+    """Runs `spec` against the leader; the result lands in `sink` once it completes."""
     leader = await find_leader()
     _progress(f"{label}: leader at {leader}")
     target = open_target(leader)
     try:
-        for spec in specs:
-            result = await run_load(target, spec)
-            sink.append(Measurement(result, cluster.peak_mib_per_replica()))
-            _progress(
-                f"{label} C={spec.concurrency}: {result.throughput_ops_s:,.0f} ops/s, "
-                f"p50 {result.latency_ms_p50:.2f} ms, p99 {result.latency_ms_p99:.2f} ms, "
-                f"{result.errors} errors"
-            )
+        result = await run_load(target, spec)
+        sink.append(Measurement(result, cluster.peak_mib_per_replica()))
+        _progress(
+            f"{label}: {result.throughput_ops_s:,.0f} ops/s, "
+            f"p50 {result.latency_ms_p50:.2f} ms, p99 {result.latency_ms_p99:.2f} ms, "
+            f"{result.errors} errors"
+        )
     finally:
         await target.close()
 
@@ -208,9 +211,11 @@ def _etcd_plan() -> tuple[Cluster, LeaderFinder, TargetOpener]:
     return cluster, find_leader, EtcdTarget
 
 
-def bench_system(name: str, settings: BenchSettings, round_number: int) -> SystemReport:
-    """One fresh cluster for `name` in one round, reused across every concurrency level."""
-    label = f"round {round_number}/{settings.rounds}: {name}"
+def bench_system(
+    name: str, settings: BenchSettings, round_number: int, spec: LoadSpec
+) -> SystemReport:
+    """One fresh cluster for `name`, measured at one concurrency in one round."""
+    label = f"round {round_number}/{settings.rounds} C={spec.concurrency}: {name}"
     measurements: list[Measurement] = []
     if name == "triumvir":
         cluster, find_leader, open_target = _triumvir_plan(settings.engine)
@@ -219,11 +224,10 @@ def bench_system(name: str, settings: BenchSettings, round_number: int) -> Syste
     else:
         cluster, find_leader, open_target = _etcd_plan()
     _progress(f"{label}: starting a 3-member cluster")
-    specs = settings.specs()
     try:
         cluster.start()
         try:
-            asyncio.run(_measure(label, cluster, find_leader, open_target, specs, measurements))
+            asyncio.run(_measure(label, cluster, find_leader, open_target, spec, measurements))
         finally:
             cluster.stop()
     except SYSTEM_FAILURES as err:
@@ -235,9 +239,12 @@ def bench_system(name: str, settings: BenchSettings, round_number: int) -> Syste
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
+    specs = {spec.concurrency: spec for spec in settings.specs()}
     reports = [
-        bench_system(name, settings, round_number)
-        for round_number, name in schedule(settings.systems, settings.rounds)
+        bench_system(name, settings, round_number, specs[level])
+        for round_number, level, name in schedule(
+            settings.systems, settings.rounds, settings.concurrency
+        )
     ]
     print(format_report(reports), end="", flush=True)
     path = write_json(settings.output, reports, settings.as_json())

@@ -88,14 +88,16 @@ def test_round_order_alternates_between_given_and_reversed():
     assert round_order(systems, 4) == round_order(systems, 2)
 
 
-def test_schedule_runs_every_system_once_per_round_in_alternating_order():
-    plan = list(schedule(("triumvir", "etcd"), 3))
+def test_schedule_runs_the_systems_of_one_level_back_to_back_in_alternating_order():
+    plan = list(schedule(("triumvir", "etcd"), 2, (1, 64)))
     assert plan == [
-        (1, "triumvir"),
-        (1, "etcd"),
-        (2, "etcd"),
-        (2, "triumvir"),
-        (3, "triumvir"),
-        (3, "etcd"),
+        (1, 1, "triumvir"),
+        (1, 1, "etcd"),
+        (1, 64, "triumvir"),
+        (1, 64, "etcd"),
+        (2, 1, "etcd"),
+        (2, 1, "triumvir"),
+        (2, 64, "etcd"),
+        (2, 64, "triumvir"),
     ]
-    assert list(schedule(("etcd",), 2)) == [(1, "etcd"), (2, "etcd")]
+    assert list(schedule(("etcd",), 2, (16,))) == [(1, 16, "etcd"), (2, 16, "etcd")]

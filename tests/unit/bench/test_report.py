@@ -194,6 +194,19 @@ def test_rounds_column_counts_only_rounds_that_measured_the_level():
     assert (rows[64].rounds, rows[64].throughput_ops_s) == (1, 30.0)
 
 
+def test_rows_come_system_by_system_when_levels_were_measured_in_turn():
+    reports = [
+        measured("triumvir", [(1, 10.0, 1.0, 1.0)]),
+        measured("etcd", [(1, 20.0, 1.0, 1.0)]),
+        measured("triumvir", [(64, 30.0, 1.0, 1.0)]),
+        measured("etcd", [(64, 40.0, 1.0, 1.0)]),
+    ]
+    rows = [(r.system, r.concurrency) for r in summarize_rounds(reports)]
+    assert rows == [("triumvir", 1), ("triumvir", 64), ("etcd", 1), ("etcd", 64)]
+    ratios = [(r.concurrency, r.throughput) for r in compute_ratios(reports)]
+    assert ratios == [(1, 0.5), (64, 0.75)]
+
+
 def test_ratio_is_the_median_of_per_round_ratios_not_the_ratio_of_medians():
     triumvir = one_level("triumvir", 64, [(100.0, 4.0, 1.0), (300.0, 1.0, 1.0), (200.0, 6.0, 1.0)])
     etcd = one_level("etcd", 64, [(100.0, 2.0, 1.0), (100.0, 4.0, 1.0), (400.0, 3.0, 1.0)])
