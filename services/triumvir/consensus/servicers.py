@@ -80,12 +80,16 @@ class Forwarder:
 
 
 def _time_left(context: grpc.aio.ServicerContext) -> float:
+    remaining = _deadline_left(context)
+    return WRITE_TIMEOUT_S_DEFAULT if remaining is None else min(remaining, WRITE_TIMEOUT_S_DEFAULT)
+
+
+def _deadline_left(context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds until the caller's deadline; None when it set none."""
     remaining = context.time_remaining()
-    if remaining is None:
-        return WRITE_TIMEOUT_S_DEFAULT
-    if remaining <= 0:
+    if remaining is not None and remaining <= 0:
         raise DeadlineExceeded("the request's deadline had already passed when it arrived")
-    return min(remaining, WRITE_TIMEOUT_S_DEFAULT)
+    return remaining
 
 
 async def _guard(
@@ -96,8 +100,14 @@ async def _guard(
 ) -> T:
     """Run `work` with a bounded wait, forwarding to the leader when this replica is not it."""
     try:
-        timeout = _time_left(context)
+        remaining = _deadline_left(context)
+        timeout = WRITE_TIMEOUT_S_DEFAULT
         try:
+            if remaining is not None and remaining <= timeout:
+                # The caller's deadline bounds the wait, and gRPC already ends the call there
+                # (the caller's side even a little sooner): a timer of our own would only
+                # add work to every request.
+                return await work()
             async with asyncio.timeout(timeout):
                 return await work()
         except TimeoutError as exc:
