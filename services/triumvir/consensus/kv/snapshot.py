@@ -101,7 +101,7 @@ def decode(data: bytes) -> SnapshotState:
 
 def _decode_body(reader: _Reader) -> SnapshotState:
     applied_index, now_ms, revision, compact_revision = (reader.unpack(_I64) for _ in range(4))
-    histories: Collection[tuple[bytes, list[KeyRecord]]] = []
+    histories: list[tuple[bytes, list[KeyRecord]]] = []
     data, size = reader.data, len(reader.data)
     unpack_record = _RECORD_AND_LENGTH.unpack_from
     for _ in range(reader.unpack(_U32)):
