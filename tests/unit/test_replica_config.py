@@ -1,6 +1,6 @@
 import pytest
 
-from triumvir.consensus.config import ConfigError, parse, parse_peers
+from triumvir.consensus.config import ConfigError, parse, parse_peers, ticks_for
 
 BASE = ["--id", "1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/d"]
 PEERS = ["--peers", "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"]
@@ -40,6 +40,22 @@ def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
 def test_two_replication_batches_in_flight_per_follower_unless_changed():
     assert parse([*BASE, *PEERS], {}).max_inflight_appends == 2
     assert parse([*BASE, *PEERS, "--max-inflight-appends", "8"], {}).max_inflight_appends == 8
+
+
+def test_by_default_a_tick_is_25_ms_an_election_300_ms_and_a_heartbeat_50_ms():
+    config = parse([*BASE, *PEERS], {})
+    assert config.tick_ms == 25
+    assert config.election_ticks * config.tick_ms == 300
+    assert config.heartbeat_ticks * config.tick_ms == 50
+    # Flags and environment still override each of them.
+    env = {"TRIUMVIR_HEARTBEAT_TICKS": "3"}
+    assert parse([*BASE, *PEERS, "--tick-ms", "10"], env).heartbeat_ticks == 3
+
+
+def test_a_period_in_seconds_lasts_whole_ticks_and_at_least_one():
+    assert ticks_for(2.0, 25) == 80
+    assert ticks_for(0.1, 30) == 4  # rounded up: never shorter than asked
+    assert ticks_for(0.001, 25) == 1
 
 
 def test_uvloop_runs_the_replica_unless_the_standard_loop_is_asked_for():

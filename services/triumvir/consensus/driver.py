@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from triumvir.common.errors import FailedPrecondition, Unavailable
 from triumvir.common.logging import get_logger
+from triumvir.consensus.config import ticks_for
 from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.errors import (
     ConfChangeRejected,
@@ -64,7 +65,8 @@ BATCH_WINDOW_S = 0.006
 # stayed small for as long as the load lasted.
 BATCH_MODE_LINGER_S = 0.05
 SNAPSHOT_RETRY_S = 5.0  # after a snapshot could not be written (disk full, I/O error)
-READ_TIMEOUT_TICKS = 200  # a read index not confirmed by then is refused (leader lost)
+READ_TIMEOUT_S = 2.0  # a read index not confirmed by then is refused (leader lost)
+READ_EXPIRY_CHECK_S = 0.1
 
 
 class StateMachine(Protocol):
@@ -149,6 +151,8 @@ class Driver:
         self._reads: dict[bytes, tuple[asyncio.Future[int], int]] = {}  # ctx -> (future, tick)
         self._ready_reads: list[tuple[int, int, asyncio.Future[int]]] = []  # heap by index
         self._ticks = 0
+        self._read_timeout_ticks = ticks_for(READ_TIMEOUT_S, tick_s * 1000)
+        self._read_check_ticks = ticks_for(READ_EXPIRY_CHECK_S, tick_s * 1000)
         self._applied = core.applied_index
         self._persisted_hard_state = HardState(core.term, core.vote, core.commit_index)
         self._tasks: list[asyncio.Task[None]] = []
@@ -276,12 +280,12 @@ class Driver:
         self._ticks += 1
         self.core.tick()
         self._on_tick()
-        if self._reads and self._ticks % 10 == 0:
+        if self._reads and self._ticks % self._read_check_ticks == 0:
             self._expire_reads()
 
     def _expire_reads(self) -> None:
         for context, (future, started) in list(self._reads.items()):
-            if self._ticks - started >= READ_TIMEOUT_TICKS:
+            if self._ticks - started >= self._read_timeout_ticks:
                 del self._reads[context]
                 if not future.done():
                     future.set_exception(

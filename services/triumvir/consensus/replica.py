@@ -24,7 +24,7 @@ from triumvir.common.errors import (
 from triumvir.common.logging import get_logger
 from triumvir.common.status import code_name
 from triumvir.consensus import validation
-from triumvir.consensus.config import ReplicaConfig
+from triumvir.consensus.config import ReplicaConfig, ticks_for
 from triumvir.consensus.driver import Driver
 from triumvir.consensus.engines import ENGINES, PeerInbox
 from triumvir.consensus.kv.machine import KVStateMachine
@@ -43,7 +43,7 @@ from triumvir.v1 import (
     maintenance_pb2,
 )
 
-LEASE_CHECK_TICKS = 10
+LEASE_CHECK_S = 0.1  # how often a leader looks for expired leases
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 
 
@@ -69,6 +69,7 @@ class Replica:
         self.driver: Driver | None = None
         self._expiring: set[int] = set()
         self._ticks = 0
+        self._lease_check_ticks = ticks_for(LEASE_CHECK_S, config.tick_ms)
         self._data_dir_lock: DirectoryLock | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -138,7 +139,7 @@ class Replica:
 
     def _on_tick(self) -> None:
         self._ticks += 1
-        if self._ticks % LEASE_CHECK_TICKS or self.driver is None:
+        if self._ticks % self._lease_check_ticks or self.driver is None:
             return
         if self.driver.core.role is not Role.LEADER:
             self._expiring.clear()
