@@ -26,6 +26,8 @@ from triumvir.v1 import (
     lease_pb2_grpc,
     maintenance_pb2,
     maintenance_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
 )
 from triumvir_client.client import Client
 
@@ -376,6 +378,91 @@ def test_watch_catches_up_on_a_history_longer_than_its_queue(group: LocalCluster
     ]
     live_revision, live_key = received[-1]
     assert live_key == b"cu/live" and live_revision > revisions[-1]
+
+
+def _open_watch(channel: grpc.Channel, prefix: bytes, start_revision: int, stop: threading.Event):
+    """A raw Watch stream on `prefix` whose request side stays open until `stop` is set."""
+
+    def requests() -> Iterator[watch_pb2.WatchRequest]:
+        yield watch_pb2.WatchRequest(
+            create_request=watch_pb2.WatchCreateRequest(
+                key=prefix, range_end=prefix[:-1] + bytes([prefix[-1] + 1]),
+                start_revision=start_revision,
+            )
+        )  # fmt: skip
+        stop.wait()
+
+    responses = watch_pb2_grpc.WatchStub(channel).Watch(requests(), timeout=120)
+    assert next(responses).created
+    return responses
+
+
+def test_a_watcher_that_stops_reading_is_cancelled_and_resumes_without_gaps(channel) -> None:
+    # A watcher that reads nothing while 51,200 events of 1 KiB happen overflows its queue on
+    # the server (after the client's own gRPC buffers filled, some 20,000 events here): its
+    # watch is cancelled with the documented reason instead of buffering without end, and
+    # watching again from the revision after its last event loses nothing.
+    kv = kv_pb2_grpc.KVStub(channel)
+    first = kv.Put(kv_pb2.PutRequest(key=b"fb-start", value=b"")).header.revision + 1
+    stop = threading.Event()
+    try:
+        stalled = _open_watch(channel, b"fb/", first, stop)
+        revisions = []
+        for t in range(400):
+            puts = [
+                kv_pb2.RequestOp(
+                    request_put=kv_pb2.PutRequest(key=b"fb/%03d/%03d" % (t, j), value=b"v" * 1024)
+                )
+                for j in range(128)
+            ]
+            revisions.append(kv.Txn(kv_pb2.TxnRequest(success=puts), timeout=30).header.revision)
+        received: list[tuple[int, bytes]] = []
+        cancel = None
+        for response in stalled:
+            received += [(event.kv.mod_revision, event.kv.key) for event in response.events]
+            if response.canceled:
+                cancel = response
+                break
+        assert cancel is not None, f"never cancelled after {len(received)} events"
+        assert cancel.cancel_reason.startswith("watcher fell behind"), cancel.cancel_reason
+        assert 0 < len(received) < 400 * 128
+        resumed = _open_watch(channel, b"fb/", received[-1][0] + 1, stop)
+        for response in resumed:
+            received += [(event.kv.mod_revision, event.kv.key) for event in response.events]
+            if received[-1][0] >= revisions[-1]:
+                break
+    finally:
+        stop.set()
+    # A txn's puts share its revision; every event comes once, in order, none missing.
+    assert received == [
+        (revision, b"fb/%03d/%03d" % (t, j))
+        for t, revision in enumerate(revisions)
+        for j in range(128)
+    ]
+
+
+def test_a_revision_with_more_events_than_a_response_holds_comes_in_one_response(
+    channel,
+) -> None:
+    # A client that reconnects resumes from the revision after its last event, so a response
+    # that ended inside a revision would lose the rest of it.
+    kv = kv_pb2_grpc.KVStub(channel)
+    for t in range(12):  # 1,536 keys
+        puts = [
+            kv_pb2.RequestOp(request_put=kv_pb2.PutRequest(key=b"big/%02d/%03d" % (t, j)))
+            for j in range(128)
+        ]
+        kv.Txn(kv_pb2.TxnRequest(success=puts), timeout=30)
+    deleted = kv.DeleteRange(kv_pb2.DeleteRangeRequest(key=b"big/", range_end=b"big0"), timeout=30)
+    assert deleted.deleted == 12 * 128
+    stop = threading.Event()
+    try:
+        responses = _open_watch(channel, b"big/", deleted.header.revision, stop)
+        first = next(responses)
+    finally:
+        stop.set()
+    assert len(first.events) == 12 * 128
+    assert {event.kv.mod_revision for event in first.events} == {deleted.header.revision}
 
 
 def test_snapshot_download_restores_to_the_same_state(channel: grpc.Channel) -> None:

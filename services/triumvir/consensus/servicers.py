@@ -40,7 +40,8 @@ from triumvir.v1 import (
 WRITE_TIMEOUT_S_DEFAULT = 10.0
 FORWARDED_HEADER = "triumvir-forwarded"
 WATCHERS_PER_STREAM_MAX = 1024
-WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream, each up to 1000 events
+WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream
+WATCH_EVENTS_PER_RESPONSE = 1000  # more only to finish a revision
 FELL_BEHIND_REASON = "watcher fell behind"  # the contract names this prefix (watch.proto)
 VERSION = "0.1.0"
 
@@ -375,6 +376,14 @@ class MaintenanceServicer(maintenance_pb2_grpc.MaintenanceServicer):
         return await _guard(context, lambda: self._replica.hash(request))
 
 
+def _is_event(item: Any) -> bool:
+    return item is not None and not isinstance(item, WatcherOverflow)
+
+
+def _same_revision(item: Any, event: Any) -> bool:
+    return _is_event(item) and item.kv.mod_revision == event.kv.mod_revision
+
+
 class WatchServicer(watch_pb2_grpc.WatchServicer):
     """Many watchers share one stream; each pumps its own subscription into the stream."""
 
@@ -487,24 +496,40 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         drop_deletes = watch_pb2.WatchCreateRequest.NODELETE in create.filters
         hub = self._replica.hub
 
+        def respond(events: list[Any]) -> watch_pb2.WatchResponse:
+            return watch_pb2.WatchResponse(
+                header=self._replica.header(), watch_id=watch_id, events=events
+            )
+
         async def pump() -> None:
+            carry: list[Any] = []  # taken from the queue for the next response
             try:
                 while True:
-                    if subscription.catching_up and subscription.queue.empty():
+                    if subscription.catching_up and not carry and subscription.queue.empty():
                         try:
                             hub.catch_up(subscription)
                         except Compacted:
                             await out.put(self._compacted(watch_id, subscription.next_revision))
                             return
-                    first = await subscription.queue.get()
-                    batch = [first]
-                    while not subscription.queue.empty() and len(batch) < 1000:
+                    batch, carry = carry or [await subscription.queue.get()], []
+                    while not subscription.queue.empty() and len(batch) < WATCH_EVENTS_PER_RESPONSE:
                         batch.append(subscription.queue.get_nowait())
+                    # A response never ends inside a revision: a client that reconnects
+                    # resumes from the revision after its last event.
+                    while not subscription.queue.empty() and _is_event(batch[-1]):
+                        following = subscription.queue.get_nowait()
+                        if not _same_revision(following, batch[-1]):
+                            carry = [following]
+                            break
+                        batch.append(following)
                     events = []
                     for event in batch:
                         if event is None:
                             return
                         if isinstance(event, WatcherOverflow):
+                            # The whole revisions queued before it go out first.
+                            if events:
+                                await out.put(respond(events))
                             await out.put(
                                 watch_pb2.WatchResponse(
                                     header=self._replica.header(),
@@ -523,11 +548,7 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                             event = type(event)(type=event.type, kv=event.kv)
                         events.append(event)
                     if events:
-                        await out.put(
-                            watch_pb2.WatchResponse(
-                                header=self._replica.header(), watch_id=watch_id, events=events
-                            )
-                        )
+                        await out.put(respond(events))
             finally:
                 hub.unsubscribe(subscription)
 

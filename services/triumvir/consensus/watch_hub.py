@@ -93,18 +93,28 @@ class WatchHub:
         self._subscriptions.discard(subscription)
 
     def publish(self, events: list[Any]) -> None:
+        """Queue one applied revision's events for every live watcher of their keys.
+
+        A watcher gets all of a revision's events or, when they do not fit in its queue,
+        none of them and an overflow after the revisions it has: it resumes from the
+        revision after its last event, so a revision cut in two would lose the rest.
+        """
         for subscription in tuple(self._subscriptions):
             if subscription.catching_up:
                 continue  # it reads these from history, in order, when it gets this far
-            for event in events:
-                if event.kv.mod_revision < subscription.next_revision:
-                    continue
-                if not key_matches(event.kv.key, subscription.key, subscription.range_end):
-                    continue
-                if subscription.queue.qsize() >= WATCHER_QUEUE_EVENTS_MAX:
-                    self._subscriptions.discard(subscription)
-                    subscription.queue.put_nowait(WatcherOverflow())
-                    break
+            matching = [
+                event
+                for event in events
+                if event.kv.mod_revision >= subscription.next_revision
+                and key_matches(event.kv.key, subscription.key, subscription.range_end)
+            ]
+            if not matching:
+                continue
+            if subscription.queue.qsize() + len(matching) > WATCHER_QUEUE_EVENTS_MAX:
+                self._subscriptions.discard(subscription)
+                subscription.queue.put_nowait(WatcherOverflow())
+                continue
+            for event in matching:
                 subscription.queue.put_nowait(event)
 
     def close(self) -> None:

@@ -7,7 +7,14 @@ import pytest
 
 from tests.unit.kv.helpers import Log
 from triumvir.common.errors import Compacted
-from triumvir.consensus.watch_hub import CATCH_UP_PAGE_EVENTS, WATCHER_QUEUE_EVENTS_MAX, WatchHub
+from triumvir.consensus import watch_hub
+from triumvir.consensus.watch_hub import (
+    CATCH_UP_PAGE_EVENTS,
+    WATCHER_QUEUE_EVENTS_MAX,
+    WatcherOverflow,
+    WatchHub,
+)
+from triumvir.v1.kv_pb2 import PutRequest, RequestOp, TxnRequest
 
 
 def drain(queue) -> list[tuple[bytes, int]]:
@@ -109,3 +116,23 @@ def test_history_compacted_while_catching_up_is_reported() -> None:
     drain(subscription.queue)
     with pytest.raises(Compacted):
         hub.catch_up(subscription)
+
+
+def test_an_overflowing_watcher_gets_whole_revisions_then_the_overflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A watcher resumes from the revision after its last event, so an overflow that cut a
+    # revision in two would lose the events of that revision it never got.
+    monkeypatch.setattr(watch_hub, "WATCHER_QUEUE_EVENTS_MAX", 10)
+    log = Log()
+    hub = WatchHub(log.machine)
+    subscription = hub.subscribe(b"t/", b"t0", 0)
+    for t in range(3):  # three revisions of four keys: the third does not fit
+        puts = [RequestOp(request_put=PutRequest(key=b"t/%d/%d" % (t, j))) for j in range(4)]
+        hub.publish(log.txn(TxnRequest(success=puts)).events)
+    items = []
+    while not subscription.queue.empty():
+        items.append(subscription.queue.get_nowait())
+    assert isinstance(items[-1], WatcherOverflow)
+    assert [event.kv.mod_revision for event in items[:-1]] == [1] * 4 + [2] * 4
+    assert not hub.watching  # an overflowed watcher gets nothing more
