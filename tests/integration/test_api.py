@@ -465,6 +465,28 @@ def test_a_revision_with_more_events_than_a_response_holds_comes_in_one_response
     assert {event.kv.mod_revision for event in first.events} == {deleted.header.revision}
 
 
+def test_watch_responses_stay_within_what_a_default_grpc_client_accepts(group) -> None:
+    # 48 revisions of 100 KiB: together over the 4 MiB a gRPC client accepts by default.
+    with grpc.insecure_channel(group.nodes[group.wait_leader()].address) as default_channel:
+        kv = kv_pb2_grpc.KVStub(default_channel)
+        revisions = [
+            kv.Put(kv_pb2.PutRequest(key=b"wide/%02d" % i, value=b"w" * 100 * 1024)).header.revision
+            for i in range(48)
+        ]
+        stop = threading.Event()
+        received: list[int] = []
+        try:
+            responses = _open_watch(default_channel, b"wide/", revisions[0], stop)
+            for response in responses:
+                assert response.ByteSize() <= 2 * 1024 * 1024
+                received += [event.kv.mod_revision for event in response.events]
+                if received[-1] >= revisions[-1]:
+                    break
+        finally:
+            stop.set()
+    assert received == revisions
+
+
 def test_snapshot_download_restores_to_the_same_state(channel: grpc.Channel) -> None:
     kv_pb2_grpc.KVStub(channel).Put(kv_pb2.PutRequest(key=b"snap/k", value=b"v"), timeout=10)
     stream = maintenance_pb2_grpc.MaintenanceStub(channel).Snapshot(

@@ -41,7 +41,11 @@ WRITE_TIMEOUT_S_DEFAULT = 10.0
 FORWARDED_HEADER = "triumvir-forwarded"
 WATCHERS_PER_STREAM_MAX = 1024
 WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream
-WATCH_EVENTS_PER_RESPONSE = 1000  # more only to finish a revision
+# A response holds whole revisions up to these bounds, more only to finish a revision: gRPC
+# clients refuse messages over 4 MiB unless told otherwise, and the events of one revision
+# stay far below that (a write request is at most 2 MiB) unless it deleted a large range.
+WATCH_EVENTS_PER_RESPONSE = 1000
+WATCH_RESPONSE_BYTES_SOFT_MAX = 1024 * 1024
 FELL_BEHIND_REASON = "watcher fell behind"  # the contract names this prefix (watch.proto)
 VERSION = "0.1.0"
 
@@ -380,6 +384,10 @@ def _is_event(item: Any) -> bool:
     return item is not None and not isinstance(item, WatcherOverflow)
 
 
+def _event_bytes(item: Any) -> int:
+    return item.ByteSize() if _is_event(item) else 0
+
+
 def _same_revision(item: Any, event: Any) -> bool:
     return _is_event(item) and item.kv.mod_revision == event.kv.mod_revision
 
@@ -512,8 +520,14 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                             await out.put(self._compacted(watch_id, subscription.next_revision))
                             return
                     batch, carry = carry or [await subscription.queue.get()], []
-                    while not subscription.queue.empty() and len(batch) < WATCH_EVENTS_PER_RESPONSE:
+                    size = sum(_event_bytes(item) for item in batch)
+                    while (
+                        not subscription.queue.empty()
+                        and len(batch) < WATCH_EVENTS_PER_RESPONSE
+                        and size < WATCH_RESPONSE_BYTES_SOFT_MAX
+                    ):
                         batch.append(subscription.queue.get_nowait())
+                        size += _event_bytes(batch[-1])
                     # A response never ends inside a revision: a client that reconnects
                     # resumes from the revision after its last event.
                     while not subscription.queue.empty() and _is_event(batch[-1]):
