@@ -61,6 +61,7 @@ async def _one_at_a_time(driver: Driver, count: int, gap_s: float) -> None:
 @pytest.fixture
 def long_window(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver_module, "BATCH_WINDOW_S", WINDOW_S)
+    monkeypatch.setattr(driver_module, "BATCH_QUIET_GAP_S", WINDOW_S / 4)
 
 
 @pytest.mark.usefixtures("long_window")
@@ -113,3 +114,26 @@ def test_gathering_stops_once_the_load_has_gone(monkeypatch: pytest.MonkeyPatch)
             await driver.stop()
 
     assert asyncio.run(main()) < WINDOW_S
+
+
+@pytest.mark.usefixtures("long_window")
+def test_a_window_ends_once_no_more_writes_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every writer of a crowd waits for its answer, so nothing more can arrive: the window
+    # closes after one quiet gap instead of holding the batch for all of it.
+    monkeypatch.setattr(driver_module, "BATCH_MODE_LINGER_S", 10 * WINDOW_S)
+
+    async def crowd(driver: Driver) -> None:
+        await asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
+
+    async def main() -> float:
+        driver, _ = await _single_member_leader()
+        try:
+            await crowd(driver)  # from here on the driver gathers
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await crowd(driver)
+            return loop.time() - started
+        finally:
+            await driver.stop()
+
+    assert asyncio.run(main()) < WINDOW_S / 2

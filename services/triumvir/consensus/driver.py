@@ -64,6 +64,11 @@ BATCH_WINDOW_S = 0.006
 # each of those writes went out alone, with an fsync and APPENDs of its own, and batches
 # stayed small for as long as the load lasted.
 BATCH_MODE_LINGER_S = 0.05
+# A window ends early once this long passes without a new proposal. Under a heavy load new
+# requests reach the loop every fraction of a millisecond; with a few writers (16, say) they
+# all come within a moment of their answers and then nothing more can come until the next
+# commit, which the rest of the window would only delay.
+BATCH_QUIET_GAP_S = 0.0015
 SNAPSHOT_RETRY_S = 5.0  # after a snapshot could not be written (disk full, I/O error)
 READ_TIMEOUT_S = 2.0  # a read index not confirmed by then is refused (leader lost)
 READ_EXPIRY_CHECK_S = 0.1
@@ -160,6 +165,7 @@ class Driver:
         self.stats: collections.Counter[str] = collections.Counter()
         self._last_leader = NO_NODE
         self._gathering_until = 0.0  # loop time until which proposals are gathered
+        self._proposals = 0  # proposals received so far: a window ends when none come
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -192,6 +198,7 @@ class Driver:
     async def propose(self, data: bytes) -> Any:
         """Replicate `data`; returns what the state machine returned when it applied it."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._proposals += 1
 
         def run() -> None:
             try:
@@ -309,7 +316,7 @@ class Driver:
                 # fewer, fuller batches. Followers' answers wait too, on purpose: one Ready then
                 # commits, applies and proposes the whole window's work, which costs the
                 # saturated loop less than a turn for every answer. A lone writer never waits.
-                await asyncio.sleep(BATCH_WINDOW_S)
+                await self._gather(loop)
             self._wake.clear()
             for _ in range(INBOX_EVENTS_PER_TURN_MAX):
                 if not self._inbox:
@@ -326,6 +333,18 @@ class Driver:
                 self._gathering_until = loop.time() + BATCH_MODE_LINGER_S
             while self.core.has_ready():
                 await self._handle(self.core.ready())
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait up to BATCH_WINDOW_S for more proposals, but no longer than they keep coming:
+        when every writer is already waiting for an answer, none can arrive, and waiting
+        out the window would only hold back the answers (see BATCH_QUIET_GAP_S)."""
+        deadline = loop.time() + BATCH_WINDOW_S
+        seen = self._proposals
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(BATCH_QUIET_GAP_S, left))
+            if self._proposals == seen:
+                return
+            seen = self._proposals
 
     def _gathering(self, now: float) -> bool:
         """Whether this turn waits BATCH_WINDOW_S for more proposals (see BATCH_MODE_LINGER_S)."""
