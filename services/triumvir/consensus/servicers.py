@@ -380,16 +380,34 @@ class MaintenanceServicer(maintenance_pb2_grpc.MaintenanceServicer):
         return await _guard(context, lambda: self._replica.hash(request))
 
 
+def take_response(queue: asyncio.Queue[Any], first: list[Any]) -> tuple[list[Any], list[Any]]:
+    """What goes into a watcher's next response: `first` and what is queued after it, up to
+    the response bounds and then to the end of the revision it reached, because a client
+    that reconnects resumes from the revision after its last event. Also returns what was
+    taken from the queue beyond that, for the response after."""
+    batch = list(first)
+    size = sum(_event_bytes(item) for item in batch)
+    while (
+        not queue.empty()
+        and len(batch) < WATCH_EVENTS_PER_RESPONSE
+        and size < WATCH_RESPONSE_BYTES_SOFT_MAX
+    ):
+        batch.append(queue.get_nowait())
+        size += _event_bytes(batch[-1])
+    while not queue.empty() and _is_event(batch[-1]):
+        following = queue.get_nowait()
+        if not (_is_event(following) and following.kv.mod_revision == batch[-1].kv.mod_revision):
+            return batch, [following]
+        batch.append(following)
+    return batch, []
+
+
 def _is_event(item: Any) -> bool:
     return item is not None and not isinstance(item, WatcherOverflow)
 
 
 def _event_bytes(item: Any) -> int:
     return item.ByteSize() if _is_event(item) else 0
-
-
-def _same_revision(item: Any, event: Any) -> bool:
-    return _is_event(item) and item.kv.mod_revision == event.kv.mod_revision
 
 
 class WatchServicer(watch_pb2_grpc.WatchServicer):
@@ -519,23 +537,9 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                         except Compacted:
                             await out.put(self._compacted(watch_id, subscription.next_revision))
                             return
-                    batch, carry = carry or [await subscription.queue.get()], []
-                    size = sum(_event_bytes(item) for item in batch)
-                    while (
-                        not subscription.queue.empty()
-                        and len(batch) < WATCH_EVENTS_PER_RESPONSE
-                        and size < WATCH_RESPONSE_BYTES_SOFT_MAX
-                    ):
-                        batch.append(subscription.queue.get_nowait())
-                        size += _event_bytes(batch[-1])
-                    # A response never ends inside a revision: a client that reconnects
-                    # resumes from the revision after its last event.
-                    while not subscription.queue.empty() and _is_event(batch[-1]):
-                        following = subscription.queue.get_nowait()
-                        if not _same_revision(following, batch[-1]):
-                            carry = [following]
-                            break
-                        batch.append(following)
+                    if not carry:
+                        carry = [await subscription.queue.get()]
+                    batch, carry = take_response(subscription.queue, carry)
                     events = []
                     for event in batch:
                         if event is None:
