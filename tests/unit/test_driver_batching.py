@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 
 import pytest
 
+from tests.unit.driver_harness import IndexMachine
 from triumvir.consensus import driver as driver_module
 from triumvir.consensus.driver import BATCH_WINDOW_WAITERS_MIN, Driver
 from triumvir.consensus.raft.config import RaftConfig
@@ -19,20 +19,6 @@ from triumvir.consensus.storage.memory import MemoryStorage
 WINDOW_S = 0.2  # long, so that a test's few milliseconds of scheduling never decide it
 
 
-class _Machine:
-    def apply(self, index: int, data: bytes) -> int:
-        return index
-
-    def skip(self, index: int) -> None:
-        pass
-
-    def snapshot_later(self) -> Callable[[], bytes]:
-        return lambda: b""
-
-    def restore(self, data: bytes) -> None:
-        pass
-
-
 async def _single_member_leader() -> tuple[Driver, MemoryStorage]:
     core = RaftCore(RaftConfig(node_id=1), random.Random(1), conf=ConfState(voters=frozenset({1})))
     core.campaign()  # a group of one elects itself at once; no tick is needed
@@ -40,7 +26,7 @@ async def _single_member_leader() -> tuple[Driver, MemoryStorage]:
     driver = Driver(
         core=core,
         storage=storage,
-        machine=_Machine(),
+        machine=IndexMachine(),
         send=lambda message: None,
         tick_s=60.0,  # no tick may wake the driver during a test
         address_of=lambda member: "",

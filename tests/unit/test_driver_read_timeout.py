@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from tests.unit.driver_harness import IndexMachine
 from triumvir.common.errors import Unavailable
 from triumvir.consensus import driver as driver_module
 from triumvir.consensus.driver import Driver
@@ -17,20 +18,6 @@ from triumvir.consensus.raft.types import ConfState, Message, MessageType
 from triumvir.consensus.storage.memory import MemoryStorage
 
 READ_TIMEOUT_S = 0.3
-
-
-class _Machine:
-    def apply(self, index: int, data: bytes) -> None:
-        return None
-
-    def skip(self, index: int) -> None:
-        pass
-
-    def snapshot_later(self):
-        return lambda: b""
-
-    def restore(self, data: bytes) -> None:
-        pass
 
 
 def _isolated_leader() -> RaftCore:
@@ -53,7 +40,7 @@ def test_an_unconfirmed_read_is_refused_after_the_read_timeout(
         driver = Driver(
             core=_isolated_leader(),
             storage=MemoryStorage(),
-            machine=_Machine(),
+            machine=IndexMachine(),
             send=lambda message: None,  # nothing reaches the peers
             tick_s=tick_s,
             address_of=lambda member: "",

@@ -347,7 +347,7 @@ class Driver:
             seen = self._proposals
 
     def _gathering(self, now: float) -> bool:
-        """Whether this turn waits BATCH_WINDOW_S for more proposals (see BATCH_MODE_LINGER_S)."""
+        """Whether this turn gathers proposals (see BATCH_MODE_LINGER_S and _gather)."""
         return len(self._waiters) >= BATCH_WINDOW_WAITERS_MIN or now < self._gathering_until
 
     async def _handle(self, ready: Ready) -> None:
