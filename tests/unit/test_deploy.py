@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from triumvir.consensus.config import parse
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 
 
 def test_compose_replicas_start_with_a_valid_configuration():
@@ -28,3 +30,12 @@ def test_dockerfile_generates_stubs_and_runs_the_cli():
     text = (DEPLOY / "Dockerfile").read_text()
     assert "grpc_tools.protoc" in text
     assert 'ENTRYPOINT ["triumvir"]' in text
+
+
+def test_dockerfile_generates_stubs_with_the_grpc_tools_the_project_allows():
+    # Stubs refuse to load under a grpcio older than the grpcio-tools that generated them,
+    # so the image must generate them with a release inside the project's own bound.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (tools,) = [d for d in project["optional-dependencies"]["dev"] if d.startswith("grpcio-tools")]
+    assert "<" in tools, "grpcio-tools needs an upper bound matching grpcio's"
+    assert f"'{tools}'" in (DEPLOY / "Dockerfile").read_text()
