@@ -63,7 +63,8 @@ class FellBehind(Exception):
 class WatchCursor:
     """Remembers how far one watch got, so a replacement stream neither repeats nor skips.
 
-    Events of one revision (a transaction's writes) arrive in one response, so after a
+    Events of one revision (a transaction's writes) arrive in one response, or in several
+    marked `fragment` that are put back together before any is delivered, so after a
     response has been accepted every event up to `next_revision - 1` has been seen.
     """
 
@@ -83,14 +84,18 @@ class WatchCursor:
         self._requested_revision = start_revision
         # 0 until known: "from the next write", fixed by the server's `created` header.
         self.next_revision = start_revision
+        self._fragments: list[common_pb2.Event] = []  # of a batch not yet complete
 
     def create_request(self) -> watch_pb2.WatchRequest:
+        # A new stream sends every batch from its start again.
+        self._fragments = []
         return watch_pb2.WatchRequest(
             create_request=watch_pb2.WatchCreateRequest(
                 key=self._key,
                 range_end=self._range_end,
                 start_revision=self.next_revision,
                 prev_kv=self._prev_kv,
+                fragment=True,
             )
         )
 
@@ -107,12 +112,19 @@ class WatchCursor:
             if self.next_revision == 0:
                 self.next_revision = response.header.revision + 1
             return []
-        if not response.events:
-            # Progress: every event up to header.revision has been delivered.
-            self.next_revision = max(self.next_revision, response.header.revision + 1)
+        if response.fragment:
+            self._fragments.extend(response.events)
             return []
+        if not response.events:
+            # Progress: every event up to header.revision has been delivered, unless it
+            # came between the fragments of a batch.
+            if not self._fragments:
+                self.next_revision = max(self.next_revision, response.header.revision + 1)
+            return []
+        events = [*self._fragments, *response.events]
+        self._fragments = []
         floor = self.next_revision - 1
-        fresh = [event for event in response.events if event.kv.mod_revision > floor]
+        fresh = [event for event in events if event.kv.mod_revision > floor]
         if fresh:
             self.next_revision = max(self.next_revision, fresh[-1].kv.mod_revision + 1)
         return fresh

@@ -380,14 +380,20 @@ def test_watch_catches_up_on_a_history_longer_than_its_queue(group: LocalCluster
     assert live_key == b"cu/live" and live_revision > revisions[-1]
 
 
-def _open_watch(channel: grpc.Channel, prefix: bytes, start_revision: int, stop: threading.Event):
+def _open_watch(
+    channel: grpc.Channel,
+    prefix: bytes,
+    start_revision: int,
+    stop: threading.Event,
+    **create_fields: bool,
+):
     """A raw Watch stream on `prefix` whose request side stays open until `stop` is set."""
 
     def requests() -> Iterator[watch_pb2.WatchRequest]:
         yield watch_pb2.WatchRequest(
             create_request=watch_pb2.WatchCreateRequest(
                 key=prefix, range_end=prefix[:-1] + bytes([prefix[-1] + 1]),
-                start_revision=start_revision,
+                start_revision=start_revision, **create_fields,
             )
         )  # fmt: skip
         stop.wait()
@@ -485,6 +491,44 @@ def test_watch_responses_stay_within_what_a_default_grpc_client_accepts(group) -
         finally:
             stop.set()
     assert received == revisions
+
+
+def test_a_revision_too_large_for_one_response_comes_in_fragments(group) -> None:
+    # One DeleteRange of 48 values of 100 KiB: with their previous values its events need
+    # more than the 4 MiB a gRPC client accepts by default in one message.
+    address = group.nodes[group.wait_leader()].address
+    with grpc.insecure_channel(address) as default_channel:
+        kv = kv_pb2_grpc.KVStub(default_channel)
+        for i in range(48):
+            kv.Put(kv_pb2.PutRequest(key=b"huge/%02d" % i, value=b"h" * 100 * 1024))
+        deleted = kv.DeleteRange(
+            kv_pb2.DeleteRangeRequest(key=b"huge/", range_end=b"huge0")
+        ).header.revision
+        stop = threading.Event()
+        pieces: list[watch_pb2.WatchResponse] = []
+        try:
+            responses = _open_watch(
+                default_channel, b"huge/", deleted, stop, prev_kv=True, fragment=True
+            )
+            for response in responses:
+                pieces.append(response)
+                if not response.fragment:
+                    break
+        finally:
+            stop.set()
+    assert len(pieces) > 1
+    assert all(piece.ByteSize() <= 2 * 1024 * 1024 for piece in pieces)
+    events = [event for piece in pieces for event in piece.events]
+    delete = common_pb2.Event.DELETE
+    assert [(e.type, e.kv.mod_revision) for e in events] == [(delete, deleted)] * 48
+    assert all(e.prev_kv.value == b"h" * 100 * 1024 for e in events)
+    # The client library asks for fragments and hands out the revision whole.
+    with (
+        Client(group.endpoints(), timeout_s=10.0) as client,
+        client.watch("huge/", prefix=True, start_revision=deleted, prev_kv=True) as watch,
+    ):
+        keys = [next(watch).kv.key for _ in range(48)]
+    assert keys == [b"huge/%02d" % i for i in range(48)]
 
 
 def test_snapshot_download_restores_to_the_same_state(channel: grpc.Channel) -> None:

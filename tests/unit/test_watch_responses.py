@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from triumvir.consensus import servicers
-from triumvir.consensus.servicers import take_response
+from triumvir.consensus.servicers import fragments, take_response
 from triumvir.consensus.watch_hub import WatcherOverflow
 from triumvir.v1.common_pb2 import Event, KeyValue
 
@@ -55,3 +55,16 @@ def test_an_overflow_ends_a_response_after_the_revisions_before_it() -> None:
     queued = [*_events(1, 2), overflow]
     batch, carry = take_response(_queue(queued[1:]), queued[:1])
     assert batch[:2] == queued[:2] and batch[2] is overflow and carry == []
+
+
+def test_fragments_cut_a_batch_into_runs_under_the_bound_and_keep_every_event() -> None:
+    events = _events(7, 8, b"v" * 300_000)
+    pieces = fragments(events, 1024 * 1024)
+    assert [len(piece) for piece in pieces] == [3, 3, 2]
+    assert [e for piece in pieces for e in piece] == events
+    assert all(sum(e.ByteSize() for e in piece) <= 1024 * 1024 for piece in pieces)
+
+
+def test_an_event_larger_than_the_bound_is_a_fragment_of_its_own() -> None:
+    small, large = _events(1, 1, b"s"), _events(1, 1, b"L" * 2000)
+    assert fragments([*small, *large, *small], 1000) == [small, large, small]

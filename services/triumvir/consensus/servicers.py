@@ -46,6 +46,9 @@ WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream
 # stay far below that (a write request is at most 2 MiB) unless it deleted a large range.
 WATCH_EVENTS_PER_RESPONSE = 1000
 WATCH_RESPONSE_BYTES_SOFT_MAX = 1024 * 1024
+# A watcher that asked for fragments gets a larger batch cut into responses of about this
+# size, the revision boundaries notwithstanding (see WatchCreateRequest.fragment).
+WATCH_FRAGMENT_BYTES_MAX = WATCH_RESPONSE_BYTES_SOFT_MAX
 FELL_BEHIND_REASON = "watcher fell behind"  # the contract names this prefix (watch.proto)
 VERSION = "0.1.0"
 
@@ -402,6 +405,23 @@ def take_response(queue: asyncio.Queue[Any], first: list[Any]) -> tuple[list[Any
     return batch, []
 
 
+def fragments(events: list[Any], bytes_max: int) -> list[list[Any]]:
+    """`events` cut into runs of at most `bytes_max` encoded bytes (one event more only when
+    it alone is larger), for a watcher that accepts a batch in several responses: a single
+    revision may hold far more than a gRPC client accepts in one message (a DeleteRange over
+    many large values, with their previous values)."""
+    pieces: list[list[Any]] = [[]]
+    size = 0
+    for event in events:
+        event_bytes = event.ByteSize()
+        if pieces[-1] and size + event_bytes > bytes_max:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(event)
+        size += event_bytes
+    return pieces
+
+
 def _is_event(item: Any) -> bool:
     return item is not None and not isinstance(item, WatcherOverflow)
 
@@ -522,10 +542,19 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         drop_deletes = watch_pb2.WatchCreateRequest.NODELETE in create.filters
         hub = self._replica.hub
 
-        def respond(events: list[Any]) -> watch_pb2.WatchResponse:
-            return watch_pb2.WatchResponse(
-                header=self._replica.header(), watch_id=watch_id, events=events
-            )
+        async def respond(events: list[Any]) -> None:
+            # Whole revisions always; several responses for them only when the client
+            # said it puts fragments back together.
+            pieces = fragments(events, WATCH_FRAGMENT_BYTES_MAX) if create.fragment else [events]
+            for position, piece in enumerate(pieces):
+                await out.put(
+                    watch_pb2.WatchResponse(
+                        header=self._replica.header(),
+                        watch_id=watch_id,
+                        events=piece,
+                        fragment=position < len(pieces) - 1,
+                    )
+                )
 
         async def pump() -> None:
             carry: list[Any] = []  # taken from the queue for the next response
@@ -547,7 +576,7 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                         if isinstance(event, WatcherOverflow):
                             # The whole revisions queued before it go out first.
                             if events:
-                                await out.put(respond(events))
+                                await respond(events)
                             await out.put(
                                 watch_pb2.WatchResponse(
                                     header=self._replica.header(),
@@ -566,7 +595,7 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
                             event = type(event)(type=event.type, kv=event.kv)
                         events.append(event)
                     if events:
-                        await out.put(respond(events))
+                        await respond(events)
             finally:
                 hub.unsubscribe(subscription)
 

@@ -40,6 +40,38 @@ def test_events_of_one_revision_are_all_delivered_and_replays_are_dropped() -> N
     assert cursor.next_revision == 7
 
 
+def test_fragments_of_a_batch_are_delivered_together_once_the_last_arrives() -> None:
+    cursor = WatchCursor(b"k", start_revision=5)
+    assert cursor.create_request().create_request.fragment
+    assert cursor.accept(response(event(b"a", 5), event(b"b", 5), fragment=True)) == []
+    assert cursor.accept(response(event(b"c", 5), fragment=True)) == []
+    assert cursor.next_revision == 5  # nothing delivered yet: a new stream starts at 5
+    batch = cursor.accept(response(event(b"d", 5), event(b"e", 6)))
+    assert [e.kv.key for e in batch] == [b"a", b"b", b"c", b"d", b"e"]
+    assert cursor.next_revision == 7
+
+
+def test_progress_between_fragments_neither_delivers_them_nor_moves_the_cursor() -> None:
+    cursor = WatchCursor(b"k", start_revision=5)
+    cursor.accept(response(event(b"a", 5), fragment=True))
+    assert cursor.accept(response(header=common_pb2.ResponseHeader(revision=9))) == []
+    assert cursor.next_revision == 5
+    batch = cursor.accept(response(event(b"b", 5)))
+    assert [e.kv.key for e in batch] == [b"a", b"b"]
+    assert cursor.next_revision == 6
+
+
+def test_fragments_from_a_broken_stream_are_dropped_when_a_new_one_starts() -> None:
+    cursor = WatchCursor(b"k", start_revision=5)
+    cursor.create_request()
+    cursor.accept(response(event(b"a", 5), fragment=True))
+    assert cursor.create_request().create_request.start_revision == 5
+    # The new stream sends the whole batch again.
+    assert cursor.accept(response(event(b"a", 5), fragment=True)) == []
+    batch = cursor.accept(response(event(b"b", 5)))
+    assert [e.kv.key for e in batch] == [b"a", b"b"]
+
+
 def test_progress_moves_the_resume_point_forward_only() -> None:
     cursor = WatchCursor(b"k", start_revision=20)
     cursor.accept(response(header=common_pb2.ResponseHeader(revision=30)))
