@@ -37,5 +37,7 @@ def test_dockerfile_generates_stubs_with_the_grpc_tools_the_project_allows():
     # so the image must generate them with a release inside the project's own bound.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     (tools,) = [d for d in project["optional-dependencies"]["dev"] if d.startswith("grpcio-tools")]
+    (grpcio,) = [d for d in project["dependencies"] if d.startswith(("grpcio>", "grpcio<"))]
     assert "<" in tools, "grpcio-tools needs an upper bound matching grpcio's"
+    assert tools.removeprefix("grpcio-tools") == grpcio.removeprefix("grpcio")
     assert f"'{tools}'" in (DEPLOY / "Dockerfile").read_text()
