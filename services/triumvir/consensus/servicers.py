@@ -45,10 +45,9 @@ WATCH_RESPONSES_BUFFERED_MAX = 64  # per stream
 # clients refuse messages over 4 MiB unless told otherwise, and the events of one revision
 # stay far below that (a write request is at most 2 MiB) unless it deleted a large range.
 WATCH_EVENTS_PER_RESPONSE = 1000
+# A watcher that asked for fragments (WatchCreateRequest.fragment) gets a larger batch cut
+# into responses of about this size, the revision boundaries notwithstanding.
 WATCH_RESPONSE_BYTES_SOFT_MAX = 1024 * 1024
-# A watcher that asked for fragments gets a larger batch cut into responses of about this
-# size, the revision boundaries notwithstanding (see WatchCreateRequest.fragment).
-WATCH_FRAGMENT_BYTES_MAX = WATCH_RESPONSE_BYTES_SOFT_MAX
 FELL_BEHIND_REASON = "watcher fell behind"  # the contract names this prefix (watch.proto)
 VERSION = "0.1.0"
 
@@ -545,7 +544,9 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         async def respond(events: list[Any]) -> None:
             # Whole revisions always; several responses for them only when the client
             # said it puts fragments back together.
-            pieces = fragments(events, WATCH_FRAGMENT_BYTES_MAX) if create.fragment else [events]
+            pieces = [events]
+            if create.fragment:
+                pieces = fragments(events, WATCH_RESPONSE_BYTES_SOFT_MAX)
             for position, piece in enumerate(pieces):
                 await out.put(
                     watch_pb2.WatchResponse(
