@@ -50,6 +50,7 @@ class SimLimits:
     snapshot_threshold_entries: int = 30
     snapshot_chunk_bytes: int = 64
     learner_catchup_entries: int = 10
+    thrifty: bool = False  # Raft only: a lone write goes at once only to a quorum
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +347,7 @@ class RaftEngine:
             snapshot_threshold_entries=limits.snapshot_threshold_entries,
             snapshot_chunk_bytes=limits.snapshot_chunk_bytes,
             learner_catchup_entries=limits.learner_catchup_entries,
+            thrifty=limits.thrifty,
         )
         # Founders always pass the founding membership, as a server's "initial cluster"
         # setting does; the core uses it only when its storage is empty.

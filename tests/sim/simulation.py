@@ -110,8 +110,11 @@ class SimResult:
 
 def limits_for(seed: int) -> SimLimits:
     """Every other pair of seeds allows a single APPEND in flight per follower (the
-    tightest setting the servers accept), the rest pipeline several."""
-    return SimLimits(max_inflight_appends=1 if (seed // 2) % 2 == 0 else 4)
+    tightest setting the servers accept), the rest pipeline several; every other four
+    seeds replicate thriftily (the servers' default), so each mix of the two is run."""
+    return SimLimits(
+        max_inflight_appends=1 if (seed // 2) % 2 == 0 else 4, thrifty=(seed // 4) % 2 == 0
+    )
 
 
 def members_for(seed: int) -> int:

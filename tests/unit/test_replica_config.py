@@ -72,3 +72,15 @@ def test_every_engine_offered_by_the_flags_can_be_built():
     from triumvir.consensus.engines import ENGINES as BUILT
 
     assert set(OFFERED) == set(BUILT)
+
+
+def test_raft_replicates_thriftily_unless_every_follower_is_asked_for():
+    from triumvir.consensus.engines import _raft_core
+    from triumvir.consensus.storage.interface import RecoveredState
+
+    default = parse([*BASE, *PEERS], {})
+    assert not default.replicate_to_all
+    assert _raft_core(default, None, RecoveredState())._config.thrifty
+    flagged = parse([*BASE, *PEERS, "--replicate-to-all"], {})
+    assert not _raft_core(flagged, None, RecoveredState())._config.thrifty
+    assert parse([*BASE, *PEERS], {"TRIUMVIR_REPLICATE_TO_ALL": "1"}).replicate_to_all

@@ -55,6 +55,10 @@ class ReplicaConfig:
     # every follower at once even while the slower one still owes an answer. Raise it on
     # slow links.
     max_inflight_appends: int = 2
+    # Raft sends a lone write to every follower at once instead of only to those a quorum
+    # needs (see RaftConfig.thrifty): more CPU on every follower, and a lone write never
+    # waits for a stalled follower to be overtaken at its next heartbeat.
+    replicate_to_all: bool = False
     key_bytes_max: int = KEY_BYTES_MAX_DEFAULT
     value_bytes_max: int = VALUE_BYTES_MAX_DEFAULT
     request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT
@@ -101,6 +105,12 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
     ("heartbeat-ticks", int, HEARTBEAT_TICKS_DEFAULT, "heartbeat interval, in ticks"),
     ("snapshot-threshold-entries", int, 10_000, "applied entries between snapshots"),
     ("max-inflight-appends", int, 2, "unacknowledged replication batches per follower"),
+    (
+        "replicate-to-all",
+        bool,
+        False,
+        "raft: send a lone write to every follower at once, not only to a quorum",
+    ),
     ("key-bytes-max", int, KEY_BYTES_MAX_DEFAULT, "largest key accepted"),
     ("value-bytes-max", int, VALUE_BYTES_MAX_DEFAULT, "largest value accepted"),
     ("request-bytes-max", int, REQUEST_BYTES_MAX_DEFAULT, "largest request accepted"),

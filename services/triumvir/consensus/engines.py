@@ -61,7 +61,7 @@ def _build_core(
     config: ReplicaConfig,
     conf: ConfState | None,
     recovered: RecoveredState,
-    **engine_limits: int,
+    **engine_limits: int | bool,
 ) -> Any:
     """A core from what the replica recovered, with the timers and limits both engines
     share plus `engine_limits` under the engine's own names."""
@@ -95,6 +95,7 @@ def _raft_core(config: ReplicaConfig, conf: ConfState | None, recovered: Recover
         conf,
         recovered,
         max_inflight_appends=config.max_inflight_appends,
+        thrifty=not config.replicate_to_all,
     )
 
 

@@ -20,6 +20,9 @@ class RaftConfig:
     pre_vote: bool = True
     check_quorum: bool = True
     learner_catchup_entries: int = 100  # a learner may be promoted within this of last index
+    # Thrifty replication: while a lone write is outstanding, it goes at once only to the
+    # followers a quorum needs; the others get it when they answer their next heartbeat.
+    thrifty: bool = False
 
     def __post_init__(self) -> None:
         if self.node_id <= 0:

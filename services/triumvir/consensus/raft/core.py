@@ -734,13 +734,17 @@ class RaftCore:
                 pr.inflights.free_up_to(msg.index)
             self._maybe_commit()
             # A committed membership change may have removed the peer, or this leader.
-            if self._role is Role.LEADER and peer in self._progress:
+            if (
+                self._role is Role.LEADER
+                and peer in self._progress
+                and self._sends_at_once(peer, self._quorum_followers())
+            ):
                 self._send_appends(peer)
             if peer == self._transfer_target and pr.match == self._log.last_index:
                 self._send(MessageType.TIMEOUT_NOW, peer)
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_up_to(msg.index)
-            if was_paused and not pr.paused:
+            if was_paused and not pr.paused and self._sends_at_once(peer, self._quorum_followers()):
                 self._send_appends(peer)
 
     def _next_after_rejection(self, msg: Message) -> int:
@@ -865,12 +869,46 @@ class RaftCore:
         """Offer new entries (and a changed commit index) to every follower at once, so a
         burst of proposals leaves as one APPEND per follower."""
         if self._append_pending:
+            at_once = self._quorum_followers()
             for peer in sorted(self._progress):
-                if peer != self._id:
+                if peer != self._id and self._sends_at_once(peer, at_once):
                     self._send_appends(peer)
             self._append_pending = False
         if self._reads.has_unsent and self._committed_in_term():
             self._start_read_round()
+
+    def _quorum_followers(self) -> frozenset[int] | None:
+        """Under thrifty replication, the voters a lone write is sent to at once; None when
+        every follower gets every new entry at once.
+
+        A lone write's latency is the round trip to a quorum. Sending it to more voters than
+        the quorum needs makes each of them spend a receive, an fsync and an answer on it,
+        and on a shared host that CPU slows the round trip itself. The voters furthest along
+        are chosen, so the same ones stay chosen while they keep up; if one stalls, another
+        overtakes it at its next heartbeat and is chosen instead. As soon as several writes
+        are outstanding every follower gets every batch at once again, so under load a commit
+        waits only for the fastest quorum.
+        """
+        if not self._config.thrifty or self._log.last_index - self._commit > 1:
+            return None
+        others = sorted(
+            (node for node in self._conf.voters if node != self._id),
+            key=lambda node: (-self._progress[node].match, node),
+        )
+        needed = len(self._conf.voters) // 2 + 1 - (self._id in self._conf.voters)
+        return frozenset(others[:needed])
+
+    def _sends_at_once(self, peer: int, quorum_followers: frozenset[int] | None) -> bool:
+        """Whether `peer` gets new entries as soon as they exist (see _quorum_followers).
+        Learners and a transfer target must catch up, and a follower far behind catches up
+        at full speed, so they always do."""
+        return (
+            quorum_followers is None
+            or peer in quorum_followers
+            or peer not in self._conf.voters
+            or peer == self._transfer_target
+            or self._log.last_index - self._progress[peer].match > self._config.max_append_entries
+        )
 
     def _broadcast_commit(self, settled: int) -> None:
         """An APPEND without entries to each follower not yet told commit index `settled`."""
