@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from triumvir.common.errors import InvalidArgument
+from triumvir.consensus.kv.validation import validate_txn
 from triumvir.v1 import kv_pb2, lease_pb2
-
-TXN_OPS_MAX = 128
-TXN_DEPTH_MAX = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,32 +67,27 @@ def check_delete(request: kv_pb2.DeleteRangeRequest, limits: Limits) -> None:
     check_range(request.key, request.range_end, limits)
 
 
-def check_txn(request: kv_pb2.TxnRequest, limits: Limits, depth: int = 0) -> None:
-    if depth > TXN_DEPTH_MAX:
-        raise InvalidArgument(f"txn nesting is deeper than {TXN_DEPTH_MAX}")
-    ops = len(request.compare) + len(request.success) + len(request.failure)
-    if ops > TXN_OPS_MAX:
-        raise InvalidArgument(f"txn has {ops} compares and operations; the limit is {TXN_OPS_MAX}")
-    for index, compare in enumerate(request.compare):
+def check_txn(request: kv_pb2.TxnRequest, limits: Limits) -> None:
+    """The state machine's own shape checks (so a transaction it would refuse never takes
+    a place in the log, and is refused in the same words), then this replica's limits on
+    every key and value in the tree."""
+    validate_txn(request)
+    _check_txn_sizes(request, limits)
+
+
+def _check_txn_sizes(request: kv_pb2.TxnRequest, limits: Limits) -> None:
+    for compare in request.compare:
         check_range(compare.key, compare.range_end, limits)
-        if compare.WhichOneof("target_union") is None:
-            raise InvalidArgument(
-                f"compare #{index} on {compare.key!r} sets no value to compare against "
-                "(one of version, create_revision, mod_revision, value, lease)"
-            )
-    for branch_name, branch in (("success", request.success), ("failure", request.failure)):
-        for index, op in enumerate(branch):
-            kind = op.WhichOneof("request")
-            if kind is None:
-                raise InvalidArgument(f"txn {branch_name} op #{index} is empty")
-            if kind == "request_put":
-                check_put(op.request_put, limits)
-            elif kind == "request_range":
-                check_range_request(op.request_range, limits)
-            elif kind == "request_delete_range":
-                check_delete(op.request_delete_range, limits)
-            else:
-                check_txn(op.request_txn, limits, depth + 1)
+    for op in (*request.success, *request.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_put":
+            check_put(op.request_put, limits)
+        elif kind == "request_range":
+            check_range_request(op.request_range, limits)
+        elif kind == "request_delete_range":
+            check_delete(op.request_delete_range, limits)
+        else:
+            _check_txn_sizes(op.request_txn, limits)
 
 
 def check_ttl(request: lease_pb2.LeaseGrantRequest) -> None:

@@ -75,8 +75,16 @@ def validate_compare(compare: Compare) -> None:
     if wanted is None:
         raise InvalidArgument(f"unknown compare target {compare.target}")
     given = compare.WhichOneof("target_union")
+    if given is None:
+        raise InvalidArgument(
+            f"compare on {compare.key!r} sets no value to compare against; its target "
+            f"{wanted} needs the field {wanted}"
+        )
     if given != wanted:
-        raise InvalidArgument(f"compare target {wanted} does not match the field set ({given})")
+        raise InvalidArgument(
+            f"compare on {compare.key!r} targets {wanted} but sets {given}; set {wanted} "
+            "or change the target"
+        )
 
 
 def validate_txn(request: TxnRequest) -> None:
