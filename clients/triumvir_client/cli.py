@@ -38,6 +38,8 @@ commands:
   lease grant TTL | revoke ID | ttl ID [--keys] | list
   cluster status | members | add PEER_URL [--name N] | promote ID | remove ID | transfer ID
   snapshot save FILE             stream a verified backup of one member
+  snapshot restore FILE --data-dir DIR --peers ID=HOST:PORT,...
+                                 seed a new member's empty data directory from a backup
 
 Client options (--endpoints, --timeout, --output) go before or after the command.
 Keys and values are UTF-8 text. Errors print "error: CODE: message" and exit 1.
@@ -54,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "up":
             return _up(args)
+        if args.command == "snapshot" and args.action == "restore":
+            return _snapshot_restore(args)
         return _with_client(args)
     except errors.ClientError as exc:
         return _fail(exc.code.name, exc.message)
@@ -103,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     save.add_argument("file")
     save.set_defaults(handler=_snapshot_save)
+    restore = snapshot_commands.add_parser(
+        "restore",
+        help="seed a new member's data directory from a backup (once per member, offline)",
+        description="Writes the backup FILE into the empty directory DIR as the starting "
+        "state of a new group whose members are --peers. Run it for every member, each "
+        "with its own DIR and the same --peers, then start each member with its DIR and "
+        "those --peers.",
+    )
+    restore.add_argument("file")
+    restore.add_argument("--data-dir", required=True, help="the new member's (empty) directory")
+    restore.add_argument(
+        "--peers", required=True, help="the new group's members, ID=HOST:PORT,... (all of them)"
+    )
     return parser
 
 
@@ -439,6 +456,20 @@ def _cluster_transfer(args: argparse.Namespace, client: Client, out: Printer) ->
 
 def _snapshot_save(args: argparse.Namespace, client: Client, out: Printer) -> int:
     out.snapshot(client.snapshot_save(args.file))
+    return 0
+
+
+def _snapshot_restore(args: argparse.Namespace) -> int:
+    # Imported here, like `serve`: it writes a replica's storage, so it needs the server.
+    from triumvir.consensus.restore import restore_data_dir
+
+    restored = restore_data_dir(args.file, args.data_dir, replica_config.parse_peers(args.peers))
+    members = ",".join(str(member) for member in restored.members)
+    sys.stdout.write(
+        f"restored {args.file} into {restored.data_dir}: revision {restored.revision}, "
+        f"log index {restored.index}, members {members}\n"
+        f"start this member with --data-dir {restored.data_dir} --peers {args.peers}\n"
+    )
     return 0
 
 

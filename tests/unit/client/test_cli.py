@@ -49,6 +49,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         "cluster status",
         "transfer ID",
         "snapshot save FILE",
+        "snapshot restore FILE --data-dir DIR --peers",
     ):
         assert command in out
 
