@@ -29,6 +29,7 @@ from triumvir.consensus.driver import Driver
 from triumvir.consensus.engines import ENGINES, PeerInbox
 from triumvir.consensus.kv.machine import KVStateMachine
 from triumvir.consensus.raft.core import Role
+from triumvir.consensus.raft.membership import founding_conf
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState, Entry
 from triumvir.consensus.storage.file_storage import FileStorage
 from triumvir.consensus.storage.fsutil import DirectoryLock
@@ -83,13 +84,7 @@ class Replica:
         fresh = recovered.snapshot is None and not recovered.entries
         conf = None
         if fresh and not self.config.join:
-            conf = ConfState(
-                voters=frozenset(self.config.peers),
-                contexts=tuple(
-                    (member, address.encode())
-                    for member, address in sorted(self.config.peers.items())
-                ),
-            )
+            conf = founding_conf(self.config.peers)
         core = self.engine.make_core(self.config, conf, recovered)
         cluster_id = self.config.cluster_id
         to_wire = self.engine.to_wire

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from triumvir.consensus.kv.machine import KVStateMachine
 from triumvir.consensus.kv.snapshot import SnapshotError
-from triumvir.consensus.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
+from triumvir.consensus.raft.membership import founding_conf
+from triumvir.consensus.raft.types import HardState, Snapshot, SnapshotMeta
 from triumvir.consensus.storage.file_storage import FileStorage
 
 # The term the restored snapshot and hard state carry: the group's first election follows.
@@ -29,7 +30,7 @@ class RestoreError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Restored:
     data_dir: str
-    index: int  # the log index the group goes on from (plus one)
+    index: int  # the restored snapshot's log index: the group's log goes on after it
     revision: int  # the store's revision, as it was when the backup was taken
     members: tuple[int, ...]
 
@@ -54,10 +55,7 @@ def restore_data_dir(
             f"data directory {root} is not empty; restore only into a new, empty directory "
             "(move the old one aside first)"
         )
-    conf = ConfState(
-        voters=frozenset(peers),
-        contexts=tuple((member, address.encode()) for member, address in sorted(peers.items())),
-    )
+    conf = founding_conf(peers)
     # A log snapshot sits at a positive index; only a backup of a group that never applied
     # anything is at 0.
     index = max(machine.applied_index, 1)

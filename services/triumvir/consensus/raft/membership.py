@@ -7,7 +7,17 @@ meaningless); validating is the leader's stricter check before a change enters t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState
+
+
+def founding_conf(addresses: Mapping[int, str]) -> ConfState:
+    """The membership a group starts with: every member a voter, its address its context."""
+    return ConfState(
+        voters=frozenset(addresses),
+        contexts=tuple((member, address.encode()) for member, address in sorted(addresses.items())),
+    )
 
 
 def apply_conf_change(conf: ConfState, change: ConfChange) -> ConfState:
