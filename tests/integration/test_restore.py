@@ -14,6 +14,17 @@ from triumvir.consensus.kv.machine import KVStateMachine
 from triumvir_client.client import Client
 
 
+def _restore(backup: Path, data_dir: Path, peers: str) -> subprocess.CompletedProcess[str]:
+    """`triumvir snapshot restore`, run as a person would."""
+    command = [sys.executable, "-m", "triumvir_client.cli", "snapshot", "restore", str(backup)]
+    return subprocess.run(
+        [*command, "--data-dir", str(data_dir), "--peers", peers],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _contents(client: Client) -> dict[bytes, bytes]:
     return {kv.key: kv.value for kv in client.get(b"k", prefix=True).kvs}
 
@@ -39,23 +50,7 @@ def test_a_group_restored_from_a_backup_has_its_data_and_takes_new_writes(
 
     new = LocalCluster(tmp_path / "new", engine=engine)  # new ports, new directories
     for node in new.nodes.values():
-        restore = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "triumvir_client.cli",
-                "snapshot",
-                "restore",
-                str(backup),
-                "--data-dir",
-                str(node.data_dir),
-                "--peers",
-                new.peers_flag(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        restore = _restore(backup, node.data_dir, new.peers_flag())
         assert restore.returncode == 0, restore.stderr
         assert f"revision {saved.revision}" in restore.stdout
     new.start()
@@ -74,13 +69,7 @@ def test_a_group_restored_from_a_backup_has_its_data_and_takes_new_writes(
 
 def test_restore_refuses_a_used_directory_and_a_damaged_backup(tmp_path: Path) -> None:
     def restore(backup: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "triumvir_client.cli", "snapshot", "restore"]
-        return subprocess.run(
-            [*command, str(backup), "--data-dir", str(data_dir), "--peers", "1=127.0.0.1:1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return _restore(backup, data_dir, "1=127.0.0.1:1")
 
     damaged = tmp_path / "damaged.snap"
     damaged.write_bytes(b"TVKV" + bytes(40))

@@ -40,6 +40,12 @@ def restore_data_dir(
 ) -> Restored:
     if not peers:
         raise RestoreError("--peers must name the new group's members, e.g. 1=10.0.0.1:7001,...")
+    root = Path(data_dir)
+    if root.exists() and any(root.iterdir()):
+        raise RestoreError(
+            f"data directory {root} is not empty; restore only into a new, empty directory "
+            "(move the old one aside first)"
+        )
     try:
         data = Path(backup).read_bytes()
     except OSError as exc:
@@ -49,12 +55,6 @@ def restore_data_dir(
         machine.restore(data)  # checks the format and its CRC before anything is written
     except SnapshotError as exc:
         raise RestoreError(f"{backup} is not a readable triumvir backup: {exc}") from exc
-    root = Path(data_dir)
-    if root.exists() and any(root.iterdir()):
-        raise RestoreError(
-            f"data directory {root} is not empty; restore only into a new, empty directory "
-            "(move the old one aside first)"
-        )
     conf = founding_conf(peers)
     # A log snapshot sits at a positive index; only a backup of a group that never applied
     # anything is at 0.
