@@ -4,30 +4,16 @@ time, whatever the length of a tick."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
 
-from tests.unit.driver_harness import IndexMachine
+from tests.unit.driver_harness import IndexMachine, leader_of_three
 from triumvir.common.errors import Unavailable
 from triumvir.consensus import driver as driver_module
 from triumvir.consensus.driver import Driver
-from triumvir.consensus.raft.config import RaftConfig
-from triumvir.consensus.raft.core import RaftCore, Role
-from triumvir.consensus.raft.types import ConfState, Message, MessageType
 from triumvir.consensus.storage.memory import MemoryStorage
 
 READ_TIMEOUT_S = 0.3
-
-
-def _isolated_leader() -> RaftCore:
-    """Leader of a group of three whose peers voted for it once and then fell silent."""
-    config = RaftConfig(node_id=1, election_ticks=10_000, pre_vote=False, check_quorum=False)
-    core = RaftCore(config, random.Random(1), conf=ConfState(voters=frozenset({1, 2, 3})))
-    core.campaign()
-    core.step(Message(MessageType.VOTE_RESP, src=2, dst=1, term=core.term))
-    assert core.role is Role.LEADER
-    return core
 
 
 @pytest.mark.parametrize("tick_s", [0.01, 0.05])
@@ -38,7 +24,7 @@ def test_an_unconfirmed_read_is_refused_after_the_read_timeout(
 
     async def main() -> float:
         driver = Driver(
-            core=_isolated_leader(),
+            core=leader_of_three(),  # its peers fall silent
             storage=MemoryStorage(),
             machine=IndexMachine(),
             send=lambda message: None,  # nothing reaches the peers

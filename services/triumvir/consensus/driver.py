@@ -67,11 +67,18 @@ BATCH_MODE_LINGER_S = 0.05
 # A window ends early once this long passes without a new proposal. Under a heavy load new
 # requests reach the loop every fraction of a millisecond; with a few writers (16, say) they
 # all come within a moment of their answers and then nothing more can come until the next
-# commit, which the rest of the window would only delay.
+# commit, which the rest of the window would only delay. Most windows end sooner still: see
+# Driver._callers_away.
 BATCH_QUIET_GAP_S = 0.0015
 SNAPSHOT_RETRY_S = 5.0  # after a snapshot could not be written (disk full, I/O error)
 READ_TIMEOUT_S = 2.0  # a read index not confirmed by then is refused (leader lost)
 READ_EXPIRY_CHECK_S = 0.1
+
+
+def _end_window(window: asyncio.Future[None]) -> None:
+    # The last caller and the timer can both end a window in the same turn of the loop.
+    if not window.done():
+        window.set_result(None)
 
 
 class StateMachine(Protocol):
@@ -166,6 +173,13 @@ class Driver:
         self._last_leader = NO_NODE
         self._gathering_until = 0.0  # loop time until which proposals are gathered
         self._proposals = 0  # proposals received so far: a window ends when none come
+        self._proposals_taken = 0  # of those, the ones already handed to the core
+        # Writes answered whose callers have not written again since. Most callers write in
+        # a loop and send their next write the moment they have an answer, so once this is
+        # back to zero everyone a window waits for is in, and it ends then rather than a
+        # quiet gap later. Callers who do not come back are forgotten at the next quiet gap.
+        self._callers_away = 0
+        self._window: asyncio.Future[None] | None = None  # the open window, if any
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -199,6 +213,10 @@ class Driver:
         """Replicate `data`; returns what the state machine returned when it applied it."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._proposals += 1
+        if self._callers_away:
+            self._callers_away -= 1
+            if not self._callers_away and self._window is not None:
+                _end_window(self._window)
 
         def run() -> None:
             try:
@@ -310,14 +328,16 @@ class Driver:
                 # write cannot come before this one is answered, so its proposal, the
                 # answers that commit it, and a follower's APPEND are handled at once.
                 await asyncio.sleep(0)
-            if self._gathering(loop.time()):
+            if self._proposals != self._proposals_taken and self._gathering(loop.time()):
                 # Many writes in flight, now or lately: the loop is busy and each batch costs
                 # a stream write per follower, so gather proposals a little longer and send
-                # fewer, fuller batches. Followers' answers wait too, on purpose: one Ready then
-                # commits, applies and proposes the whole window's work, which costs the
-                # saturated loop less than a turn for every answer. A lone writer never waits.
+                # fewer, fuller batches. Followers' answers that came meanwhile wait with them:
+                # one Ready then commits, applies and proposes the window's work. Answers alone
+                # never wait: they commit writes whose callers wait, and whose next writes the
+                # coming window gathers. A lone writer never waits.
                 await self._gather(loop)
             self._wake.clear()
+            self._proposals_taken = self._proposals
             for _ in range(INBOX_EVENTS_PER_TURN_MAX):
                 if not self._inbox:
                     break
@@ -335,14 +355,22 @@ class Driver:
                 await self._handle(self.core.ready())
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait up to BATCH_WINDOW_S for more proposals, but no longer than they keep coming:
-        when every writer is already waiting for an answer, none can arrive, and waiting
-        out the window would only hold back the answers (see BATCH_QUIET_GAP_S)."""
+        """Wait up to BATCH_WINDOW_S for more proposals, but only while callers answered
+        lately are still to come back (see _callers_away), and no longer than proposals keep
+        coming: when every writer is already waiting for an answer, none can arrive, and
+        waiting out the window would only hold back the answers (see BATCH_QUIET_GAP_S)."""
         deadline = loop.time() + BATCH_WINDOW_S
         seen = self._proposals
-        while (left := deadline - loop.time()) > 0:
-            await asyncio.sleep(min(BATCH_QUIET_GAP_S, left))
+        while self._callers_away and (left := deadline - loop.time()) > 0:
+            self._window = window = loop.create_future()
+            timer = loop.call_later(min(BATCH_QUIET_GAP_S, left), _end_window, window)
+            try:
+                await window
+            finally:
+                timer.cancel()
+                self._window = None
             if self._proposals == seen:
+                self._callers_away = 0  # a quiet gap: those still away are not coming soon
                 return
             seen = self._proposals
 
@@ -455,6 +483,7 @@ class Driver:
         waiter = self._waiters.pop(entry.index, None)
         if waiter is None or waiter.future.done():
             return
+        self._callers_away += 1
         if waiter.term == entry.term:
             if isinstance(result, BaseException):
                 waiter.future.set_exception(result)
