@@ -568,3 +568,32 @@ def test_leased_key_disappears_after_ttl_across_leader_change(tmp_path: Path, en
             assert client.lease_time_to_live(lease).ttl <= 0
     finally:
         cluster.stop()
+
+
+def test_a_new_leader_gives_every_lease_its_whole_ttl_again(tmp_path: Path, engine: str) -> None:
+    # Keep-alives cannot reach a group that has no leader; as in etcd, a new leader counts
+    # every lease's TTL afresh, so a lease near its end survives a change of leader.
+    ttl = 3
+    cluster = LocalCluster(tmp_path, engine=engine)
+    cluster.start()
+    try:
+        old = cluster.wait_leader()
+        with Client(cluster.endpoints(), timeout_s=10.0) as client:
+            lease = client.lease_grant(ttl).id
+            client.put("leased-key", "v", lease=lease)
+            granted = time.monotonic()
+            time.sleep(ttl - 1)  # no keep-alive: one second of its TTL is left
+            client.transfer_leader(next(m for m in cluster.nodes if m != old))
+            while client.lease_time_to_live(lease).ttl < ttl - 1:
+                assert time.monotonic() - granted < ttl + 1, "the new leader did not refresh"
+                time.sleep(0.05)
+            refreshed = time.monotonic()
+            time.sleep(max(0.0, granted + ttl + 0.5 - time.monotonic()))
+            assert client.get("leased-key").kvs, "the lease ran out on the old leader's clock"
+            while client.get("leased-key").kvs:
+                assert time.monotonic() - refreshed < ttl + 3, "leased key outlived its TTL"
+                time.sleep(0.1)
+            assert time.monotonic() - refreshed >= ttl - 1, "key deleted before its TTL ran out"
+        assert cluster.wait_leader() != old
+    finally:
+        cluster.stop()

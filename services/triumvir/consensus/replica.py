@@ -69,6 +69,9 @@ class Replica:
         )
         self.driver: Driver | None = None
         self._expiring: set[int] = set()
+        # Leases are expired only by a leader that has refreshed them (see _refresh_leases).
+        self._leases_refreshed_term = 0
+        self._refreshing_leases = False
         self._ticks = 0
         self._lease_check_ticks = ticks_for(LEASE_CHECK_S, config.tick_ms)
         self._data_dir_lock: DirectoryLock | None = None
@@ -136,13 +139,34 @@ class Replica:
         self._ticks += 1
         if self._ticks % self._lease_check_ticks or self.driver is None:
             return
-        if self.driver.core.role is not Role.LEADER:
+        core = self.driver.core
+        if core.role is not Role.LEADER:
             self._expiring.clear()
+            return
+        if self._leases_refreshed_term != core.term:
+            if not self._refreshing_leases:
+                self._refreshing_leases = True
+                asyncio.get_running_loop().create_task(self._refresh_leases(core.term))
             return
         expired = [lease for lease in self.machine.expired(now_ms()) if lease not in self._expiring]
         if expired:
             self._expiring.update(expired)
             asyncio.get_running_loop().create_task(self._expire(expired))
+
+    async def _refresh_leases(self, term: int) -> None:
+        """Give every lease its whole TTL again before this leader expires any, as etcd
+        does: keep-alives sent while the group had no leader were lost through no fault of
+        their senders, and the expiry times in the state came from another leader's clock."""
+        command = command_pb2.Command(
+            leader_time_ms=now_ms(), lease_refresh=command_pb2.LeaseRefresh()
+        )
+        try:
+            await self._propose(command)
+            self._leases_refreshed_term = term
+        except Exception as exc:  # the next check proposes again
+            self._log.debug("lease refresh not replicated", error=str(exc))
+        finally:
+            self._refreshing_leases = False
 
     async def _expire(self, ids: list[int]) -> None:
         command = command_pb2.Command(

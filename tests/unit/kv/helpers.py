@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from triumvir.common.errors import TriumvirError
 from triumvir.consensus.kv import ApplyResult, KVStateMachine, error_of
-from triumvir.v1.command_pb2 import Command, CommandResult, LeaseExpire
+from triumvir.v1.command_pb2 import Command, CommandResult, LeaseExpire, LeaseRefresh
 from triumvir.v1.common_pb2 import RequestTag
 from triumvir.v1.kv_pb2 import (
     CompactionRequest,
@@ -70,6 +70,9 @@ class Log:
 
     def expire(self, *lease_ids: int) -> ApplyResult:
         return self.apply(Command(lease_expire=LeaseExpire(ids=list(lease_ids))))
+
+    def refresh_leases(self) -> ApplyResult:
+        return self.apply(Command(lease_refresh=LeaseRefresh()))
 
     def get(self, key: bytes, range_end: bytes = b"", **fields: object) -> RangeResponse:
         return self.machine.range(RangeRequest(key=key, range_end=range_end, **fields))

@@ -1,9 +1,10 @@
 """Leases: grant, attach, revoke, leader-decided expiry, keep-alive winning a race with
-expiry, TimeToLive and Leases."""
+expiry, a new leader's refresh, TimeToLive and Leases."""
 
 from __future__ import annotations
 
 from tests.unit.kv.helpers import Log, failed, keys_of, ok
+from triumvir.consensus.kv.leases import LeaseTable
 from triumvir.v1.common_pb2 import Event
 from triumvir.v1.lease_pb2 import LeaseTimeToLiveRequest
 
@@ -107,6 +108,30 @@ def test_expire_of_a_lease_not_yet_expired_does_nothing() -> None:
     log.advance(TTL_S * 1000 - 1)
     ok(log.expire(lease, 999))
     assert [s.id for s in log.machine.leases().leases] == [lease]
+
+
+def test_refresh_gives_every_lease_its_whole_ttl_again() -> None:
+    log = Log()
+    short = ok(log.grant(TTL_S)).lease_grant.id
+    long = ok(log.grant(10 * TTL_S)).lease_grant.id
+    log.put(b"k", lease=short)
+    log.advance(TTL_S * 1000 - 1)  # the short lease is a millisecond from expiring
+    revision = log.machine.revision
+    applied = log.refresh_leases()
+    assert applied.changes == [] and applied.revision == revision  # no key is touched
+    refreshed_at = log.time_ms
+    assert log.machine.expired(refreshed_at + TTL_S * 1000 - 1) == []
+    assert log.machine.expired(refreshed_at + TTL_S * 1000) == [short]
+    assert log.machine.expired(refreshed_at + 10 * TTL_S * 1000) == [short, long]
+    assert keys_of(log.get(b"k")) == [b"k"]
+
+
+def test_refresh_shortens_no_lease() -> None:
+    table = LeaseTable()
+    table.grant(1, TTL_S, now_ms=50_000)
+    table.refresh(now_ms=10_000)  # a clock behind the one the lease was granted by
+    assert table.expired(50_000 + TTL_S * 1000 - 1) == []
+    assert table.expired(50_000 + TTL_S * 1000) == [1]
 
 
 def test_time_to_live_counts_down_against_the_given_clock() -> None:

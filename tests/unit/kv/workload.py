@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from triumvir.v1.command_pb2 import Command, LeaseExpire
+from triumvir.v1.command_pb2 import Command, LeaseExpire, LeaseRefresh
 from triumvir.v1.common_pb2 import RequestTag
 from triumvir.v1.kv_pb2 import (
     CompactionRequest,
@@ -65,8 +65,10 @@ def _random_command(rng: random.Random, position: int) -> Command:
         )
     if roll < 0.77:
         return Command(lease_revoke=LeaseRevokeRequest(id=rng.choice(LEASE_IDS)))
-    if roll < 0.85:
+    if roll < 0.83:
         return Command(lease_keep_alive=LeaseKeepAliveRequest(id=rng.choice(LEASE_IDS)))
+    if roll < 0.85:
+        return Command(lease_refresh=LeaseRefresh())
     if roll < 0.93:
         return Command(lease_expire=LeaseExpire(ids=sorted(rng.sample(LEASE_IDS, 2))))
     return Command(compaction=CompactionRequest(revision=rng.randrange(1, position + 2)))

@@ -112,6 +112,12 @@ class LeaseTable:
         insort(self._by_expiry, (lease.expiry_ms, lease_id))
         return lease
 
+    def refresh(self, now_ms: int) -> None:
+        """Give every lease its whole TTL again from `now_ms`; none is shortened."""
+        for lease in self._leases.values():
+            lease.expiry_ms = max(lease.expiry_ms, now_ms + lease.ttl_s * 1000)
+        self._by_expiry = sorted((lease.expiry_ms, lease.id) for lease in self._leases.values())
+
     def _drop_expiry(self, lease: Lease) -> None:
         i = bisect_left(self._by_expiry, (lease.expiry_ms, lease.id))
         assert self._by_expiry[i] == (lease.expiry_ms, lease.id), "expiry index out of step"

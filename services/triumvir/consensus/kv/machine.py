@@ -89,6 +89,7 @@ class KVStateMachine:
             "lease_revoke": self._lease_revoke,
             "lease_expire": self._lease_expire,
             "lease_keep_alive": self._lease_keep_alive,
+            "lease_refresh": self._lease_refresh,
         }
 
     # ---- state --------------------------------------------------------------------------
@@ -241,6 +242,10 @@ class KVStateMachine:
         response = LeaseKeepAliveResponse(id=lease_id, ttl=lease.ttl_s if lease else 0)
         response.header.revision = self._store.revision
         return CommandResult(lease_keep_alive=response)
+
+    def _lease_refresh(self, command: Command, index: int, changes: list[Change]) -> CommandResult:
+        self._leases.refresh(self._now_ms)
+        return CommandResult()
 
     # ---- reads outside the log ----------------------------------------------------------
 
