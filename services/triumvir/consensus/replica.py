@@ -48,8 +48,17 @@ LEASE_CHECK_S = 0.1  # how often a leader looks for expired leases
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 
 
+# Leader time is the wall clock as read once at start-up, carried on by the monotonic clock.
+# Lease expiry and idle client sessions are measured in it, so a step of the wall clock while
+# the replica runs (NTP, an operator) can neither expire every lease at once nor keep them all
+# alive; a new leader's lease refresh absorbs the difference between two replicas' clocks.
+_WALL_AT_START_NS = time.time_ns()
+_MONOTONIC_AT_START_NS = time.monotonic_ns()
+
+
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    """Leader time in milliseconds since the Unix epoch."""
+    return (_WALL_AT_START_NS + time.monotonic_ns() - _MONOTONIC_AT_START_NS) // 1_000_000
 
 
 class Replica:
