@@ -45,6 +45,11 @@ async def _one_at_a_time(driver: Driver, count: int, gap_s: float) -> None:
     await asyncio.gather(*writes)
 
 
+def _crowd(driver: Driver) -> asyncio.Future[list[object]]:
+    """As many writes at once as make the driver gather."""
+    return asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
+
+
 @pytest.fixture
 def long_window(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver_module, "BATCH_WINDOW_S", WINDOW_S)
@@ -56,8 +61,7 @@ def test_writes_arriving_one_at_a_time_after_a_burst_share_one_fsync() -> None:
     async def main() -> int:
         driver, storage = await _single_member_leader()
         try:
-            burst = [driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)]
-            await asyncio.gather(*burst)
+            await _crowd(driver)
             before = storage.sync_count
             await _one_at_a_time(driver, count=4, gap_s=0.005)
             return storage.sync_count - before
@@ -91,7 +95,7 @@ def test_gathering_stops_once_the_load_has_gone(monkeypatch: pytest.MonkeyPatch)
     async def main() -> float:
         driver, _ = await _single_member_leader()
         try:
-            await asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
+            await _crowd(driver)
             await asyncio.sleep(0.1)
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -106,19 +110,16 @@ def test_gathering_stops_once_the_load_has_gone(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.usefixtures("long_window")
 def test_a_window_ends_once_no_more_writes_come(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every writer of a crowd waits for its answer, so nothing more can arrive: the window
-    # closes after one quiet gap instead of holding the batch for all of it.
+    # closes once they are all in instead of holding the batch for all of it.
     monkeypatch.setattr(driver_module, "BATCH_MODE_LINGER_S", 10 * WINDOW_S)
-
-    async def crowd(driver: Driver) -> None:
-        await asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
 
     async def main() -> float:
         driver, _ = await _single_member_leader()
         try:
-            await crowd(driver)  # from here on the driver gathers
+            await _crowd(driver)  # from here on the driver gathers
             loop = asyncio.get_running_loop()
             started = loop.time()
-            await crowd(driver)
+            await _crowd(driver)
             return loop.time() - started
         finally:
             await driver.stop()
@@ -140,7 +141,7 @@ def test_a_window_ends_once_every_answered_writer_has_written_again(
         try:
             # A crowd answered, from here on the driver gathers; its writers come back
             # one by one while the window is open.
-            await asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
+            await _crowd(driver)
             loop = asyncio.get_running_loop()
             before, started = storage.sync_count, loop.time()
             await _one_at_a_time(driver, count=BATCH_WINDOW_WAITERS_MIN, gap_s=0.005)
@@ -165,7 +166,7 @@ def test_writers_who_do_not_write_again_are_forgotten_after_a_quiet_gap(
     async def main() -> float:
         driver, _ = await _single_member_leader()
         try:
-            await asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
+            await _crowd(driver)
             loop = asyncio.get_running_loop()
             started = loop.time()
             for _ in range(3):
@@ -187,9 +188,9 @@ def _take_appends(sent: list[Message]) -> list[Message]:
 async def _appends(sent: list[Message]) -> list[Message]:
     """Wait until the leader has sent entries, and take them."""
     async with asyncio.timeout(5):
-        while not any(m.type is MessageType.APPEND and m.entries for m in sent):
+        while not (appends := _take_appends(sent)):
             await asyncio.sleep(0.001)
-    return _take_appends(sent)
+    return appends
 
 
 def _accept(driver: Driver, appends: list[Message]) -> None:
@@ -199,10 +200,6 @@ def _accept(driver: Driver, appends: list[Message]) -> None:
         driver.deliver(
             Message(MessageType.APPEND_RESP, src=append.dst, dst=1, term=append.term, index=last)
         )
-
-
-def _crowd(driver: Driver) -> asyncio.Future[list[object]]:
-    return asyncio.gather(*(driver.propose(b"b") for _ in range(BATCH_WINDOW_WAITERS_MIN)))
 
 
 @pytest.mark.usefixtures("long_window")
