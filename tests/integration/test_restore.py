@@ -1,9 +1,11 @@
-"""A backup restored into a new group of real processes: same data, same hashes, new writes."""
+"""A backup restored into a new group of real processes: same data, same hashes, new writes,
+and leases that get their whole TTL again."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,7 @@ def test_a_group_restored_from_a_backup_has_its_data_and_takes_new_writes(
     tmp_path: Path, engine: str
 ) -> None:
     backup = tmp_path / "backup.snap"
+    ttl = 3
     old = LocalCluster(tmp_path / "old", engine=engine)
     old.start()
     try:
@@ -42,11 +45,15 @@ def test_a_group_restored_from_a_backup_has_its_data_and_takes_new_writes(
             for i in range(40):
                 client.put(f"k{i:02}", f"v{i}")
             client.delete("k07")
+            lease = client.lease_grant(ttl).id
+            client.put("leased", "v", lease=lease)
+            granted = time.monotonic()
             saved = client.snapshot_save(str(backup))
             expected = _contents(client)
     finally:
         old.stop()
     assert len(expected) == 39
+    time.sleep(max(0.0, granted + ttl + 0.5 - time.monotonic()))  # the lease's time runs out
 
     new = LocalCluster(tmp_path / "new", engine=engine)  # new ports, new directories
     for node in new.nodes.values():
@@ -60,6 +67,14 @@ def test_a_group_restored_from_a_backup_has_its_data_and_takes_new_writes(
             assert _contents(client) == expected
             reply = client.put("k99", "after")
             assert reply.header.revision == saved.revision + 1
+            # The first leader gave the lease its whole TTL again, so it outlives several of
+            # the leader's expiry checks; with no keep-alive it then runs out, key and all.
+            time.sleep(0.5)
+            assert client.get("leased").kvs, "a restored lease expired before its holder could act"
+            started = time.monotonic()
+            while client.get("leased").kvs:
+                assert time.monotonic() - started < ttl + 3, "the restored lease never expired"
+                time.sleep(0.1)
         members = sorted(new.nodes)
         wait_converged(new, members)
         assert_hashes_equal(new, members)
