@@ -27,7 +27,7 @@ from triumvir.consensus import validation
 from triumvir.consensus.config import ReplicaConfig, ticks_for
 from triumvir.consensus.driver import Driver
 from triumvir.consensus.engines import ENGINES, PeerInbox
-from triumvir.consensus.kv.machine import KVStateMachine
+from triumvir.consensus.kv.machine import MAX_LEASES_PER_REFRESH, KVStateMachine
 from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.membership import founding_conf
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState, Entry
@@ -172,6 +172,12 @@ class Replica:
         try:
             await self._propose(command)
             self._leases_refreshed_term = term
+            if self.machine.lease_count > MAX_LEASES_PER_REFRESH:
+                self._log.warning(
+                    "too many leases to refresh: they keep the expiry times they had",
+                    leases=self.machine.lease_count,
+                    limit=MAX_LEASES_PER_REFRESH,
+                )
         except Exception as exc:  # the next check proposes again
             self._log.debug("lease refresh not replicated", error=str(exc))
         finally:

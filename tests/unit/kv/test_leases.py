@@ -3,7 +3,10 @@ expiry, a new leader's refresh, TimeToLive and Leases."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.kv.helpers import Log, failed, keys_of, ok
+from triumvir.consensus.kv import machine as machine_module
 from triumvir.consensus.kv.leases import LeaseTable
 from triumvir.v1.common_pb2 import Event
 from triumvir.v1.lease_pb2 import LeaseTimeToLiveRequest
@@ -124,6 +127,19 @@ def test_refresh_gives_every_lease_its_whole_ttl_again() -> None:
     assert log.machine.expired(refreshed_at + TTL_S * 1000) == [short]
     assert log.machine.expired(refreshed_at + 10 * TTL_S * 1000) == [short, long]
     assert keys_of(log.get(b"k")) == [b"k"]
+
+
+def test_refresh_of_more_leases_than_one_apply_may_rewrite_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(machine_module, "MAX_LEASES_PER_REFRESH", 1)
+    log = Log()
+    first = ok(log.grant(TTL_S)).lease_grant.id
+    granted_at = log.time_ms
+    ok(log.grant(TTL_S))
+    log.advance(TTL_S * 1000 - 1)
+    ok(log.refresh_leases())
+    assert log.machine.expired(granted_at + TTL_S * 1000) == [first, first + 1]
 
 
 def test_refresh_shortens_no_lease() -> None:
