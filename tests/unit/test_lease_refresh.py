@@ -5,11 +5,11 @@ times they had. One replica, in this process, restarted on its own data director
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
+from tests.integration.cluster import free_ports
 from triumvir.consensus import replica as replica_module
 from triumvir.consensus.config import ReplicaConfig
 from triumvir.consensus.kv import machine as machine_module
@@ -19,12 +19,6 @@ from triumvir.v1.lease_pb2 import LeaseGrantRequest, LeaseTimeToLiveRequest
 
 TTL_S = 60
 LEADERLESS_S = 2.2  # how long no replica leads between the grant and the new leader
-
-
-def _free_address() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 async def _lead(config: ReplicaConfig) -> Replica:
@@ -37,7 +31,7 @@ async def _lead(config: ReplicaConfig) -> Replica:
 
 
 async def _ttl_left_under_a_new_leader(data_dir: Path) -> int:
-    address = _free_address()
+    address = f"127.0.0.1:{free_ports(1)[0]}"
     config = ReplicaConfig(node_id=1, listen=address, data_dir=str(data_dir), peers={1: address})
     first = await _lead(config)
     try:
