@@ -35,6 +35,10 @@ class Lease:
     def remaining_s(self, now_ms: int) -> int:
         return max(0, (self.expiry_ms - now_ms) // 1000)
 
+    def whole_ttl_from(self, now_ms: int) -> int:
+        """The expiry time of a lease given its whole TTL at `now_ms`."""
+        return now_ms + self.ttl_s * 1000
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseState:
@@ -90,7 +94,8 @@ class LeaseTable:
             raise AlreadyExists(f"lease {lease_id} already exists")
         if len(self._leases) >= MAX_LEASES:
             raise ResourceExhausted(f"too many leases (limit {MAX_LEASES})")
-        lease = Lease(lease_id, ttl_s, now_ms + ttl_s * 1000)
+        lease = Lease(lease_id, ttl_s, 0)
+        lease.expiry_ms = lease.whole_ttl_from(now_ms)
         self._leases[lease_id] = lease
         insort(self._by_expiry, (lease.expiry_ms, lease_id))
         return lease
@@ -108,14 +113,14 @@ class LeaseTable:
         if lease is None:
             return None
         self._drop_expiry(lease)
-        lease.expiry_ms = now_ms + lease.ttl_s * 1000
+        lease.expiry_ms = lease.whole_ttl_from(now_ms)
         insort(self._by_expiry, (lease.expiry_ms, lease_id))
         return lease
 
     def refresh(self, now_ms: int) -> None:
         """Give every lease its whole TTL again from `now_ms`; none is shortened."""
         for lease in self._leases.values():
-            lease.expiry_ms = max(lease.expiry_ms, now_ms + lease.ttl_s * 1000)
+            lease.expiry_ms = max(lease.expiry_ms, lease.whole_ttl_from(now_ms))
         self._by_expiry = sorted((lease.expiry_ms, lease.id) for lease in self._leases.values())
 
     def _drop_expiry(self, lease: Lease) -> None:
