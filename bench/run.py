@@ -71,6 +71,8 @@ class BenchSettings:
     engine: str
     output: Path
     rounds: int = DEFAULT_ROUNDS
+    # Each triumvir replica keeps its threads on one CPU, as `triumvir up` runs them.
+    spread_cpus: bool = True
 
     def specs(self) -> tuple[LoadSpec, ...]:
         return tuple(LoadSpec(c, self.duration_s, self.warmup_s) for c in self.concurrency)
@@ -83,6 +85,7 @@ class BenchSettings:
             "systems": list(self.systems),
             "engine": self.engine,
             "rounds": self.rounds,
+            "spread_cpus": self.spread_cpus,
             "value_bytes": LoadSpec(1, 1.0, 0.0).value_bytes,
             "started_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -133,6 +136,12 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchSettings:
         "--engine", choices=ENGINES, default="raft", help="engine of the triumvir column"
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="results JSON path")
+    parser.add_argument(
+        "--spread-cpus",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep each triumvir replica on one CPU, in turn, as `triumvir up` does",
+    )
     args = parser.parse_args(argv)
     settings = BenchSettings(
         duration_s=args.duration,
@@ -142,6 +151,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchSettings:
         engine=args.engine,
         output=args.output,
         rounds=args.rounds,
+        spread_cpus=args.spread_cpus,
     )
     try:
         settings.specs()
@@ -193,8 +203,8 @@ async def _measure(
         await target.close()
 
 
-def _triumvir_plan(engine: str) -> tuple[Cluster, LeaderFinder, TargetOpener]:
-    cluster = TriumvirCluster(engine)
+def _triumvir_plan(engine: str, spread_cpus: bool) -> tuple[Cluster, LeaderFinder, TargetOpener]:
+    cluster = TriumvirCluster(engine, spread_cpus=spread_cpus)
 
     async def find_leader() -> str:
         return await find_triumvir_leader(cluster.endpoints, cluster.addresses)
@@ -218,9 +228,9 @@ def bench_system(
     label = f"round {round_number}/{settings.rounds} C={spec.concurrency}: {name}"
     measurements: list[Measurement] = []
     if name == "triumvir":
-        cluster, find_leader, open_target = _triumvir_plan(settings.engine)
+        cluster, find_leader, open_target = _triumvir_plan(settings.engine, settings.spread_cpus)
     elif name == PAXOS_SYSTEM:
-        cluster, find_leader, open_target = _triumvir_plan("paxos")
+        cluster, find_leader, open_target = _triumvir_plan("paxos", settings.spread_cpus)
     else:
         cluster, find_leader, open_target = _etcd_plan()
     _progress(f"{label}: starting a 3-member cluster")

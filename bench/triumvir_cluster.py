@@ -8,12 +8,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.processes import ClusterProcesses, free_ports, log_tail, stop_process
+from triumvir.common.cpus import allowed_cpus, spread
 from triumvir.consensus.config import ENGINES
 
 REPLICAS = 3
@@ -40,10 +42,16 @@ def child_env() -> dict[str, str]:
 
 
 def replica_command(
-    replica_id: int, addresses: dict[int, str], data_dir: Path, engine: str
+    replica_id: int,
+    addresses: dict[int, str],
+    data_dir: Path,
+    engine: str,
+    cpus: Sequence[int] = (),
 ) -> list[str]:
-    """One replica's command line: its own listen address, every peer, its own data dir."""
+    """One replica's command line: its own listen address, every peer, its own data dir;
+    given `cpus`, the CPU it keeps its threads on, spread as `triumvir up` spreads them."""
     peers = ",".join(f"{rid}={addr}" for rid, addr in sorted(addresses.items()))
+    pinned = ["--cpus", str(spread(replica_id, cpus))] if cpus else []
     return [
         sys.executable, "-m", SERVE_MODULE, "serve", "consensus",
         "--id", str(replica_id),
@@ -51,6 +59,7 @@ def replica_command(
         "--peers", peers,
         "--data-dir", str(data_dir),
         "--engine", engine,
+        *pinned,
     ]  # fmt: skip
 
 
@@ -77,10 +86,11 @@ class TriumvirCluster(ClusterProcesses):
 
     name = "triumvir"
 
-    def __init__(self, engine: str = "raft") -> None:
+    def __init__(self, engine: str = "raft", *, spread_cpus: bool = True) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         self._engine = engine
+        self._cpus = allowed_cpus() if spread_cpus else ()
         self._addresses: dict[int, str] = {}
         super().__init__()
         self._root: Path | None = None
@@ -104,7 +114,9 @@ class TriumvirCluster(ClusterProcesses):
             for replica_id in sorted(self._addresses):
                 data_dir = self._root / str(replica_id)
                 data_dir.mkdir()
-                cmd = replica_command(replica_id, self._addresses, data_dir, self._engine)
+                cmd = replica_command(
+                    replica_id, self._addresses, data_dir, self._engine, self._cpus
+                )
                 with (self._root / f"{replica_id}.log").open("wb") as log:
                     self._procs.append(
                         subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

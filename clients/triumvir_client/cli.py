@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from triumvir.common.cpus import allowed_cpus
 from triumvir.consensus import config as replica_config
 from triumvir.v1 import cluster_pb2
 from triumvir_client import errors, launcher, txnspec
@@ -26,7 +27,7 @@ COMMANDS_HELP = """\
 commands:
   serve consensus [flags]        run one consensus replica
   up [--engine raft|paxos] [--data-dir DIR] [--base-port PORT] [--replicas N]
-                                 start a local group as child processes; Ctrl-C stops it
+     [--no-spread-cpus]          start a local group as child processes; Ctrl-C stops it
   kv put KEY VALUE [--lease ID]  write a key
   kv get KEY [--prefix] [--range-end END] [--rev R] [--serializable] [--limit N]
              [--keys-only] [--count-only]
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default="./.data", help="replica n keeps its data in DIR/n")
     up.add_argument("--base-port", type=int, default=7001, help="replica n listens on PORT+n-1")
     up.add_argument("--replicas", type=int, default=3)
+    up.add_argument(
+        "--spread-cpus",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep each replica's threads on one CPU, the replicas on different CPUs in turn",
+    )
 
     common = argparse.ArgumentParser(add_help=False)
     _add_client_options(common, top_level=False)
@@ -270,6 +277,7 @@ def _up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         base_port=args.base_port,
         replicas=args.replicas,
+        cpus=allowed_cpus() if args.spread_cpus else (),
     )
     return launcher.run(specs, sys.stdout, sys.stderr)
 

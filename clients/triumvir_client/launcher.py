@@ -21,6 +21,8 @@ from typing import IO, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from triumvir.common.cpus import spread
+
 REPLICAS_MAX = 9
 HOST = "127.0.0.1"
 HEALTH_WAIT_S = 30.0
@@ -40,9 +42,12 @@ class ReplicaSpec:
 
 
 def replica_specs(
-    *, engine: str, data_dir: str, base_port: int, replicas: int
+    *, engine: str, data_dir: str, base_port: int, replicas: int, cpus: Sequence[int] = ()
 ) -> list[ReplicaSpec]:
-    """Replica `n` (1-based) listens on base_port + n - 1 and keeps its data in data_dir/n."""
+    """Replica `n` (1-based) listens on base_port + n - 1 and keeps its data in data_dir/n.
+    Given `cpus`, each replica keeps its threads on one of them, in turn (see
+    `triumvir.common.cpus`): replicas on one machine then share a CPU only when there are
+    more replicas than CPUs."""
     if not 1 <= replicas <= REPLICAS_MAX:
         raise ValueError(f"--replicas must be between 1 and {REPLICAS_MAX}")
     if not 1 <= base_port <= 65535 - replicas:
@@ -69,6 +74,8 @@ def replica_specs(
             "--engine",
             engine,
         )
+        if cpus:
+            argv += ("--cpus", str(spread(n, cpus)))
         log_path = os.path.join(data_dir, f"replica-{n}.log")
         specs.append(ReplicaSpec(n, address, replica_dir, log_path, argv))
     return specs

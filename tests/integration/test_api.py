@@ -4,6 +4,7 @@ writes apply once, watches survive leader changes, leases expire across leader c
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import threading
 import time
@@ -201,6 +202,25 @@ def test_replica_serves_on_the_standard_asyncio_loop_when_asked(
             got = kv.Range(kv_pb2.RangeRequest(key=b"loop"), timeout=10)
         assert [record.value for record in got.kvs] == [b"asyncio"]
         assert '"event_loop": "asyncio"' in single.nodes[1].log_path.read_text()
+    finally:
+        single.stop()
+
+
+def test_a_replica_told_its_cpus_keeps_every_thread_there(tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    single = LocalCluster(tmp_path, size=1, cpus=cpu)
+    single.start()
+    try:
+        single.wait_leader()
+        with grpc.insecure_channel(single.endpoints()[0]) as ch:
+            kv_pb2_grpc.KVStub(ch).Put(kv_pb2.PutRequest(key=b"cpu", value=b"pinned"), timeout=10)
+        process = single.nodes[1].process
+        assert process is not None
+        threads = os.listdir(f"/proc/{process.pid}/task")
+        # The loop, gRPC's threads and the WAL's: all started, all kept on the one CPU.
+        assert len(threads) > 2
+        assert {frozenset(os.sched_getaffinity(int(tid))) for tid in threads} == {frozenset({cpu})}
+        assert '"event": "threads kept on CPUs"' in single.nodes[1].log_path.read_text()
     finally:
         single.stop()
 

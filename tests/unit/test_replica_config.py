@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from triumvir.consensus.config import ConfigError, parse, parse_peers, ticks_for
@@ -29,6 +31,8 @@ def test_environment_fills_missing_flags_and_flags_win():
         ([*BASE, *PEERS, "--heartbeat-ticks", "40"], "smaller than --election-ticks"),
         ([*BASE, *PEERS, "--max-inflight-appends", "0"], "--max-inflight-appends must be"),
         (["--listen", "h:1", "--data-dir", "d"], "--id (or TRIUMVIR_ID) is required"),
+        ([*BASE, *PEERS, "--cpus", "0-x"], "--cpus: bad CPU list '0-x'"),
+        ([*BASE, *PEERS, "--cpus", "4096"], "--cpus: CPUs [4096] are not available"),
     ],
 )
 def test_bad_configuration_is_refused_with_a_clear_message(argv, message):
@@ -84,3 +88,9 @@ def test_raft_replicates_thriftily_unless_every_follower_is_asked_for():
     flagged = parse([*BASE, *PEERS, "--replicate-to-all"], {})
     assert not _raft_core(flagged, None, RecoveredState())._config.thrifty
     assert parse([*BASE, *PEERS], {"TRIUMVIR_REPLICATE_TO_ALL": "1"}).replicate_to_all
+
+
+def test_a_replica_runs_on_any_cpu_unless_told_which():
+    assert parse([*BASE, *PEERS]).cpus == ()
+    cpu = min(os.sched_getaffinity(0))
+    assert parse([*BASE, *PEERS], {"TRIUMVIR_CPUS": f"{cpu},{cpu}"}).cpus == (cpu,)

@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from triumvir.common.cpus import CpuListError, check_allowed, parse_cpu_list
+
 KEY_BYTES_MAX_DEFAULT = 4 * 1024
 VALUE_BYTES_MAX_DEFAULT = 3 * 512 * 1024  # 1.5 MiB
 REQUEST_BYTES_MAX_DEFAULT = 2 * 1024 * 1024
@@ -64,6 +66,7 @@ class ReplicaConfig:
     request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT
     log_level: str = "info"
     event_loop: str = "uvloop"
+    cpus: tuple[int, ...] = ()  # keep every thread on these CPUs; () lets the OS choose
 
     @property
     def address(self) -> str:
@@ -116,6 +119,12 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
     ("request-bytes-max", int, REQUEST_BYTES_MAX_DEFAULT, "largest request accepted"),
     ("log-level", str, "info", "debug, info, warning or error"),
     ("event-loop", str, "uvloop", "uvloop (fast) or asyncio (the standard library's loop)"),
+    (
+        "cpus",
+        str,
+        "",
+        "keep this replica's threads on these CPUs, e.g. 0 or 2-3 (default: any CPU)",
+    ),
 )
 
 
@@ -162,6 +171,7 @@ def _validated(values: dict[str, object]) -> ReplicaConfig:
         raise ConfigError(
             f"--event-loop must be one of {', '.join(EVENT_LOOPS)}, got {values['event_loop']!r}"
         )
+    values["cpus"] = _cpus(str(values["cpus"]))
     if not values["join"] and node_id not in peers:
         raise ConfigError(
             f"--peers must include this replica (id {node_id}) unless --join is given"
@@ -181,6 +191,17 @@ def _validated(values: dict[str, object]) -> ReplicaConfig:
     if int(values["heartbeat_ticks"]) >= int(values["election_ticks"]):  # type: ignore[call-overload]
         raise ConfigError("--heartbeat-ticks must be smaller than --election-ticks")
     return ReplicaConfig(node_id=node_id, peers=peers, **values)  # type: ignore[arg-type]
+
+
+def _cpus(text: str) -> tuple[int, ...]:
+    if not text.strip():
+        return ()
+    try:
+        cpus = parse_cpu_list(text)
+        check_allowed(cpus)
+    except CpuListError as exc:
+        raise ConfigError(f"--cpus: {exc}") from exc
+    return cpus
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ReplicaConfig:

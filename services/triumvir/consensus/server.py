@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from triumvir.common import bootstrap
+from triumvir.common import bootstrap, cpus
 from triumvir.common.logging import configure, get_logger
 from triumvir.consensus.config import ReplicaConfig
 from triumvir.consensus.replica import Replica
@@ -92,6 +92,10 @@ async def run(config: ReplicaConfig) -> None:
 
 def serve(config: ReplicaConfig) -> None:
     configure(config.log_level)
+    if config.cpus:
+        # Before the loop and gRPC start their threads, so those inherit the mask.
+        cpus.pin_process(config.cpus)
+        get_logger(node_id=config.node_id).info("threads kept on CPUs", cpus=list(config.cpus))
     try:
         bootstrap.run(run(config), config.event_loop)
     except DataDirInUse as exc:

@@ -41,6 +41,13 @@ def test_triumvir_replica_command_names_every_peer():
     }
 
 
+def test_triumvir_replicas_take_the_cpus_in_turn_as_triumvir_up_gives_them():
+    addresses = {1: "127.0.0.1:7001", 2: "127.0.0.1:7002", 3: "127.0.0.1:7003"}
+    cmd = replica_command(3, addresses, Path("/tmp/x/3"), "raft", cpus=(0, 1))
+    assert dict(zip(cmd[5::2], cmd[6::2], strict=True))["--cpus"] == "0"
+    assert not parse_args(["--no-spread-cpus"]).spread_cpus
+
+
 def test_run_defaults_match_the_workload():
     settings = parse_args([])
     assert settings.concurrency == DEFAULT_CONCURRENCY == (1, 16, 64)
@@ -49,6 +56,7 @@ def test_run_defaults_match_the_workload():
     assert settings.output == RESULTS_PATH
     assert [s.concurrency for s in settings.specs()] == [1, 16, 64]
     assert settings.as_json()["rounds"] == 3
+    assert settings.spread_cpus
 
 
 def test_run_arguments_are_parsed():

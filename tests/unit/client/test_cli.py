@@ -241,6 +241,14 @@ def test_up_runs_one_child_per_replica_with_its_own_port_and_data_dir() -> None:
     assert "Zm9v" in launcher.grpcurl_example(specs[0].address)
 
 
+def test_up_gives_each_replica_a_cpu_in_turn_when_given_cpus() -> None:
+    specs = launcher.replica_specs(
+        engine="raft", data_dir=".data", base_port=7001, replicas=3, cpus=(0, 1)
+    )
+    cpus = [dict(zip(s.argv[5::2], s.argv[6::2], strict=True))["--cpus"] for s in specs]
+    assert cpus == ["0", "1", "0"]
+
+
 def test_up_refuses_a_bad_layout_before_starting_anything(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
