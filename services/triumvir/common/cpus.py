@@ -63,12 +63,17 @@ def pin_process(cpus: Sequence[int]) -> None:
     """Keep every thread of this process, and every thread it starts later, on `cpus`.
 
     A new thread inherits its creator's mask, so setting the mask of each thread that
-    exists now covers the threads libraries start afterwards too.
+    exists now covers the threads libraries start afterwards too. The threads are listed
+    again until no new one shows up: one may have been started meanwhile by a thread not
+    yet pinned.
     """
     check_allowed(cpus)
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
-            os.sched_setaffinity(int(tid), cpus)
+    pinned: set[str] = set()
+    while fresh := set(os.listdir("/proc/self/task")) - pinned:
+        for tid in fresh:
+            with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
+        pinned |= fresh
 
 
 def spread(replica_number: int, cpus: Sequence[int]) -> int:
