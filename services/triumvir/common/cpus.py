@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 
 CPU_LIST_EXAMPLE = "0, 2-3 or 0,4-7"
+CPU_ID_MAX = 8191  # Linux builds for at most 8192 CPUs; a larger id is a typo
 
 
 class CpuListError(ValueError):
@@ -34,6 +35,8 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
         low, high = int(first), int(last) if dash else int(first)
         if high < low:
             raise CpuListError(f"bad CPU range {item!r} in {text!r}: it runs backwards")
+        if high > CPU_ID_MAX:
+            raise CpuListError(f"bad CPU list {text!r}: CPU ids go up to {CPU_ID_MAX}")
         cpus.update(range(low, high + 1))
     if not cpus:
         raise CpuListError(f"empty CPU list {text!r}: expected e.g. {CPU_LIST_EXAMPLE}")

@@ -25,6 +25,7 @@ def test_cpu_lists_are_read_as_taskset_reads_them(text: str, cpus: tuple[int, ..
         ("1-", "bad CPU list"),
         ("-1", "bad CPU list"),
         ("3-1", "runs backwards"),
+        ("0-1000000000", "CPU ids go up to 8191"),
     ],
 )
 def test_a_malformed_cpu_list_is_refused_with_an_example(text: str, message: str) -> None:
