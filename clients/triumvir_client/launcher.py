@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from triumvir.common.cpus import spread
 
 REPLICAS_MAX = 9
+METRICS_PORT_OFFSET = 100  # replica n serves Prometheus metrics on its port + 100
 HOST = "127.0.0.1"
 HEALTH_WAIT_S = 30.0
 HEALTH_POLL_S = 0.2
@@ -36,6 +37,7 @@ STOP_GRACE_S = 10.0
 class ReplicaSpec:
     node_id: int
     address: str
+    metrics_address: str
     data_dir: str
     log_path: str
     argv: tuple[str, ...]
@@ -44,19 +46,21 @@ class ReplicaSpec:
 def replica_specs(
     *, engine: str, data_dir: str, base_port: int, replicas: int, cpus: Sequence[int] = ()
 ) -> list[ReplicaSpec]:
-    """Replica `n` (1-based) listens on base_port + n - 1 and keeps its data in data_dir/n.
-    Given `cpus`, each replica keeps its threads on one of them, in turn (see
-    `triumvir.common.cpus`): replicas on one machine then share a CPU only when there are
-    more replicas than CPUs."""
+    """Replica `n` (1-based) listens on base_port + n - 1, serves its metrics on that port
+    plus METRICS_PORT_OFFSET, and keeps its data in data_dir/n. Given `cpus`, each replica
+    keeps its threads on one of them, in turn (see `triumvir.common.cpus`): replicas on one
+    machine then share a CPU only when there are more replicas than CPUs."""
     if not 1 <= replicas <= REPLICAS_MAX:
         raise ValueError(f"--replicas must be between 1 and {REPLICAS_MAX}")
-    if not 1 <= base_port <= 65535 - replicas:
+    if not 1 <= base_port <= 65535 - replicas - METRICS_PORT_OFFSET:
         raise ValueError(f"--base-port {base_port} leaves no room for {replicas} replicas")
     addresses = {n: f"{HOST}:{base_port + n - 1}" for n in range(1, replicas + 1)}
     peers = ",".join(f"{n}={address}" for n, address in addresses.items())
     specs = []
     for n, address in addresses.items():
         replica_dir = os.path.join(data_dir, str(n))
+        port = int(address.rpartition(":")[2])
+        metrics_address = f"{HOST}:{port + METRICS_PORT_OFFSET}"
         argv = (
             sys.executable,
             "-m",
@@ -73,11 +77,13 @@ def replica_specs(
             replica_dir,
             "--engine",
             engine,
+            "--metrics-listen",
+            metrics_address,
         )
         if cpus:
             argv += ("--cpus", str(spread(n, cpus)))
         log_path = os.path.join(data_dir, f"replica-{n}.log")
-        specs.append(ReplicaSpec(n, address, replica_dir, log_path, argv))
+        specs.append(ReplicaSpec(n, address, metrics_address, replica_dir, log_path, argv))
     return specs
 
 
@@ -158,6 +164,7 @@ def _print_usage(specs: Sequence[ReplicaSpec], out: TextIO) -> None:
         "  triumvir kv put foo bar && triumvir kv get foo\n\n"
         "with grpcurl (bytes fields are base64 in its JSON: Zm9v is foo, YmFy is bar):\n"
         f"  {grpcurl_example(specs[0].address)}\n\n"
+        "metrics: " + ", ".join(f"http://{s.metrics_address}/metrics" for s in specs) + "\n"
         "logs: " + ", ".join(spec.log_path for spec in specs) + "\n"
         "press Ctrl-C to stop the cluster\n"
     )

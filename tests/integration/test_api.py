@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.cluster import LocalCluster, Node, free_ports
 from triumvir.consensus.kv import KVStateMachine
@@ -223,6 +226,65 @@ def test_a_replica_told_its_cpus_keeps_every_thread_there(tmp_path: Path) -> Non
         assert '"event": "threads kept on CPUs"' in single.nodes[1].log_path.read_text()
     finally:
         single.stop()
+
+
+def _scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_a_replica_serves_prometheus_metrics_when_asked(tmp_path: Path, engine: str) -> None:
+    metrics_at = f"127.0.0.1:{free_ports(1)[0]}"
+    single = LocalCluster(tmp_path, size=1, engine=engine, metrics_listen=metrics_at)
+    single.start()
+    try:
+        single.wait_leader()
+        with grpc.insecure_channel(single.endpoints()[0]) as ch:
+            kv = kv_pb2_grpc.KVStub(ch)
+            for value in (b"1", b"2"):
+                kv.Put(kv_pb2.PutRequest(key=b"metered", value=value), timeout=10)
+            with pytest.raises(grpc.RpcError):
+                kv.Put(kv_pb2.PutRequest(key=b"", value=b"x"), timeout=10)
+        put = "/triumvir.v1.KV/Put"
+        refused = ("triumvir_requests_total", (("code", "INVALID_ARGUMENT"), ("method", put)))
+        # An aborted call's status leaves before the call is counted: wait for the count.
+        deadline = time.monotonic() + 5
+        while refused not in (got := _scrape(metrics_at)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got[("triumvir_requests_total", (("code", "OK"), ("method", put)))] == 2
+        assert got[refused] == 1
+        assert got[("triumvir_request_seconds_count", (("method", put),))] == 3
+        # Both writes were proposed here and committed (so was the new leader's lease refresh).
+        assert got[("triumvir_commit_seconds_count", ())] >= 2
+        assert got[("triumvir_wal_fsync_seconds_count", ())] >= 2
+        assert got[("triumvir_leader_changes_total", ())] >= 1
+        assert got[("triumvir_is_leader", ())] == got[("triumvir_has_leader", ())] == 1
+        assert got[("triumvir_term", ())] >= 1
+        assert got[("triumvir_commit_index", ())] >= got[("triumvir_applied_index", ())] >= 2
+    finally:
+        single.stop()
+
+
+def test_a_metrics_port_already_taken_stops_the_replica_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_at = f"127.0.0.1:{taken.getsockname()[1]}"
+        single = LocalCluster(tmp_path, size=1, metrics_listen=metrics_at)
+        node = single.nodes[1]
+        node.data_dir.mkdir(parents=True)
+        done = subprocess.run(single._command(node), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"error: cannot serve metrics on {metrics_at} (--metrics-listen)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not any(node.data_dir.iterdir())  # it stopped before touching its data
 
 
 def test_removing_the_last_voter_is_refused(tmp_path: Path, engine: str) -> None:

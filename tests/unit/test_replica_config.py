@@ -32,6 +32,8 @@ def test_environment_fills_missing_flags_and_flags_win():
         ([*BASE, *PEERS, "--max-inflight-appends", "0"], "--max-inflight-appends must be"),
         (["--listen", "h:1", "--data-dir", "d"], "--id (or TRIUMVIR_ID) is required"),
         ([*BASE, *PEERS, "--cpus", "0-x"], "--cpus: bad CPU list '0-x'"),
+        ([*BASE, *PEERS, "--metrics-listen", "9101"], "--metrics-listen must be HOST:PORT"),
+        ([*BASE, *PEERS, "--metrics-listen", "h:70000"], "--metrics-listen must be HOST:PORT"),
         ([*BASE, *PEERS, "--cpus", "4096"], "--cpus: CPUs [4096] are not available"),
     ],
 )

@@ -32,14 +32,18 @@ OVERALL = ""  # the health check service name that means "the whole server"
 
 
 def build_server(
-    *, request_bytes_max: int, response_bytes_max: int = 64 * 1024 * 1024
+    *,
+    request_bytes_max: int,
+    response_bytes_max: int = 64 * 1024 * 1024,
+    interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
 ) -> grpc.aio.Server:
     server = grpc.aio.server(
+        interceptors=tuple(interceptors) or None,
         options=(
             ("grpc.max_receive_message_length", request_bytes_max),
             ("grpc.max_send_message_length", response_bytes_max),
             ("grpc.so_reuseport", 0),
-        )
+        ),
     )
     # Generated `add_*_to_server` functions hand every method to the server twice: in a
     # generic handler and as a "registered" method. grpc.aio keeps one pending accept per

@@ -67,6 +67,7 @@ class ReplicaConfig:
     log_level: str = "info"
     event_loop: str = "uvloop"
     cpus: tuple[int, ...] = ()  # keep every thread on these CPUs; () lets the OS choose
+    metrics_listen: str = ""  # host:port of the Prometheus endpoint; "" serves none
 
     @property
     def address(self) -> str:
@@ -125,6 +126,12 @@ _FLAGS: tuple[tuple[str, type, object, str], ...] = (
         "",
         "keep this replica's threads on these CPUs, e.g. 0 or 2-3 (default: any CPU)",
     ),
+    (
+        "metrics-listen",
+        str,
+        "",
+        "host:port to serve Prometheus metrics on, at /metrics (default: none)",
+    ),
 )
 
 
@@ -172,6 +179,12 @@ def _validated(values: dict[str, object]) -> ReplicaConfig:
             f"--event-loop must be one of {', '.join(EVENT_LOOPS)}, got {values['event_loop']!r}"
         )
     values["cpus"] = _cpus(str(values["cpus"]))
+    metrics_listen = str(values["metrics_listen"])
+    if metrics_listen and not _is_host_port(metrics_listen):
+        raise ConfigError(
+            f"--metrics-listen must be HOST:PORT with a port in 1-65535, e.g. 0.0.0.0:9101; "
+            f"got {metrics_listen!r}"
+        )
     if not values["join"] and node_id not in peers:
         raise ConfigError(
             f"--peers must include this replica (id {node_id}) unless --join is given"
@@ -191,6 +204,11 @@ def _validated(values: dict[str, object]) -> ReplicaConfig:
     if int(values["heartbeat_ticks"]) >= int(values["election_ticks"]):  # type: ignore[call-overload]
         raise ConfigError("--heartbeat-ticks must be smaller than --election-ticks")
     return ReplicaConfig(node_id=node_id, peers=peers, **values)  # type: ignore[arg-type]
+
+
+def _is_host_port(text: str) -> bool:
+    _, sep, port = text.rpartition(":")
+    return bool(sep) and port.isdigit() and 1 <= int(port) <= 65535
 
 
 def _cpus(text: str) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from triumvir.common.errors import FailedPrecondition, Unavailable
 from triumvir.common.logging import get_logger
 from triumvir.consensus.config import ticks_for
+from triumvir.consensus.metrics import DriverMetrics
 from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.errors import (
     ConfChangeRejected,
@@ -123,6 +125,7 @@ class ProposalLost(Unavailable):
 class _Waiter:
     term: int
     future: asyncio.Future[Any]
+    proposed_at: float  # time.perf_counter() when the driver took the proposal
 
 
 class Driver:
@@ -139,6 +142,7 @@ class Driver:
         on_apply: Callable[[Entry, Any], None] = lambda entry, result: None,
         on_tick: Callable[[], None] = lambda: None,
         sends_before_persist: Callable[[Any], bool] = lambda message: False,
+        metrics: DriverMetrics | None = None,
     ) -> None:
         self.core = core
         self._storage = storage
@@ -153,6 +157,7 @@ class Driver:
         # those carrying entries it has not counted for itself yet (it counts itself only
         # after advance()). The engine decides; by default everything waits for the fsync.
         self._sends_before_persist = sends_before_persist
+        self._metrics = DriverMetrics() if metrics is None else metrics
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._snapshotting: asyncio.Task[None] | None = None
@@ -212,6 +217,7 @@ class Driver:
     async def propose(self, data: bytes) -> Any:
         """Replicate `data`; returns what the state machine returned when it applied it."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        proposed_at = time.perf_counter()
         self._proposals += 1
         if self._callers_away:
             self._callers_away -= 1
@@ -226,13 +232,14 @@ class Driver:
             except ProposalDropped as exc:
                 future.set_exception(Unavailable(f"proposal refused: {exc}; retry shortly"))
             else:
-                self._waiters[index] = _Waiter(term, future)
+                self._waiters[index] = _Waiter(term, future, proposed_at)
 
         self._submit(run)
         return await future
 
     async def change_membership(self, change: ConfChange) -> None:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        proposed_at = time.perf_counter()
 
         def run() -> None:
             try:
@@ -242,7 +249,7 @@ class Driver:
             except (ConfChangeRejected, ProposalDropped) as exc:
                 future.set_exception(FailedPrecondition(str(exc)))
             else:
-                self._waiters[index] = _Waiter(term, future)
+                self._waiters[index] = _Waiter(term, future, proposed_at)
 
         self._submit(run)
         await future
@@ -434,6 +441,7 @@ class Driver:
         self.core.advance(ready)
         if self.core.leader_id != self._last_leader:
             self._last_leader = self.core.leader_id
+            self._metrics.leader_changes.inc()
             self._log.info(
                 "leader changed",
                 leader_id=self.core.leader_id,
@@ -469,7 +477,9 @@ class Driver:
             self._storage.append(ready.entries)
         if ready.hard_state is not None:
             self._storage.set_hard_state(ready.hard_state)
+        started = time.perf_counter()
         self._storage.sync()
+        self._metrics.fsync_seconds.observe(time.perf_counter() - started)
         self.stats["fsyncs"] += 1
 
     def _apply(self, entry: Entry) -> None:
@@ -485,6 +495,7 @@ class Driver:
             return
         self._callers_away += 1
         if waiter.term == entry.term:
+            self._metrics.commit_seconds.observe(time.perf_counter() - waiter.proposed_at)
             if isinstance(result, BaseException):
                 waiter.future.set_exception(result)
             else:

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from triumvir.common.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -28,6 +30,7 @@ from triumvir.consensus.config import ReplicaConfig, ticks_for
 from triumvir.consensus.driver import Driver
 from triumvir.consensus.engines import ENGINES, PeerInbox
 from triumvir.consensus.kv.machine import MAX_LEASES_PER_REFRESH, KVStateMachine
+from triumvir.consensus.metrics import DriverMetrics, watch_core
 from triumvir.consensus.raft.core import Role
 from triumvir.consensus.raft.membership import founding_conf
 from triumvir.consensus.raft.types import ConfChange, ConfChangeKind, ConfState, Entry
@@ -62,8 +65,9 @@ def now_ms() -> int:
 
 
 class Replica:
-    def __init__(self, config: ReplicaConfig) -> None:
+    def __init__(self, config: ReplicaConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
+        self._registry = registry  # where its metrics go, when someone scrapes them
         self.limits = validation.Limits(
             key_bytes_max=config.key_bytes_max,
             value_bytes_max=config.value_bytes_max,
@@ -111,7 +115,10 @@ class Replica:
             on_apply=self._on_apply,
             on_tick=self._on_tick,
             sends_before_persist=self.engine.sends_before_persist,
+            metrics=DriverMetrics(self._registry),
         )
+        if self._registry is not None:
+            watch_core(self._registry, core)
         self._on_membership(core.conf)
         self.driver.start()
         self._log.info(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
 
 from triumvir.common import bootstrap, cpus
 from triumvir.common.logging import configure, get_logger
+from triumvir.common.metrics import RequestMetrics, serve_metrics
 from triumvir.consensus.config import ReplicaConfig
 from triumvir.consensus.replica import Replica
 from triumvir.consensus.servicers import (
@@ -46,10 +50,16 @@ HEALTH_REFRESH_S = 0.1
 
 async def run(config: ReplicaConfig) -> None:
     log = get_logger(node_id=config.node_id)
-    replica = Replica(config)
+    registry = CollectorRegistry()
+    stop_metrics = _serve_metrics(registry, config.metrics_listen)
+    replica = Replica(config, registry)
     await replica.start()
     forwarder = Forwarder()
-    server = bootstrap.build_server(request_bytes_max=config.request_bytes_max)
+    # Counting calls costs a little on each; it is paid only where metrics are served.
+    server = bootstrap.build_server(
+        request_bytes_max=config.request_bytes_max,
+        interceptors=[RequestMetrics(registry)] if config.metrics_listen else [],
+    )
     kv_pb2_grpc.add_KVServicer_to_server(KVServicer(replica, forwarder), server)
     watch_pb2_grpc.add_WatchServicer_to_server(WatchServicer(replica), server)
     lease_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(replica, forwarder), server)
@@ -73,8 +83,11 @@ async def run(config: ReplicaConfig) -> None:
 
     async def started() -> None:
         tasks.append(asyncio.get_running_loop().create_task(track_health()))
+        if config.metrics_listen:
+            log.info("metrics served", address=f"http://{config.metrics_listen}/metrics")
 
     async def stopped() -> None:
+        stop_metrics()
         for task in tasks:
             task.cancel()
         await forwarder.close()
@@ -88,6 +101,18 @@ async def run(config: ReplicaConfig) -> None:
         log.exception("replica stopped on an error")
         await replica.stop()
         raise
+
+
+def _serve_metrics(registry: CollectorRegistry, address: str) -> Callable[[], None]:
+    """Opened first, so a port already taken stops the replica before it touches its data."""
+    if not address:
+        return lambda: None
+    try:
+        return serve_metrics(registry, address)
+    except OSError as exc:
+        raise SystemExit(
+            f"error: cannot serve metrics on {address} (--metrics-listen): {exc.strerror or exc}"
+        ) from None
 
 
 def serve(config: ReplicaConfig) -> None:

@@ -237,6 +237,7 @@ def test_up_runs_one_child_per_replica_with_its_own_port_and_data_dir() -> None:
         "--peers": "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003",
         "--data-dir": ".data/3",
         "--engine": "raft",
+        "--metrics-listen": "127.0.0.1:7103",
     }
     assert "Zm9v" in launcher.grpcurl_example(specs[0].address)
 
