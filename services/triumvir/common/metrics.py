@@ -27,7 +27,8 @@ LATENCY_BUCKETS_S = (
 def serve_metrics(registry: CollectorRegistry, address: str) -> Callable[[], None]:
     """Serve `registry` at http://`address`/metrics on a thread; returns what stops it."""
     host, _, port = address.rpartition(":")
-    server, thread = start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
+    host = host.strip("[]") or "0.0.0.0"  # [::]:9101 names an IPv6 host
+    server, thread = start_http_server(int(port), addr=host, registry=registry)
 
     def stop() -> None:
         server.shutdown()
@@ -60,7 +61,8 @@ class RequestMetrics(grpc.aio.ServerInterceptor):
             registry=registry,
         )
         # A method's handler never changes once the server runs, so each is wrapped once.
-        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+        # Only methods the server has are kept: a name a client makes up is not remembered.
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -73,7 +75,9 @@ class RequestMetrics(grpc.aio.ServerInterceptor):
         except KeyError:
             pass
         handler = await continuation(handler_call_details)
-        if handler is not None and handler.unary_unary is not None:
+        if handler is None:
+            return None
+        if handler.unary_unary is not None:
             handler = handler._replace(unary_unary=self._timed(method, handler.unary_unary))
         self._handlers[method] = handler
         return handler
