@@ -54,13 +54,13 @@ def replica_specs(
         raise ValueError(f"--replicas must be between 1 and {REPLICAS_MAX}")
     if not 1 <= base_port <= 65535 - replicas - METRICS_PORT_OFFSET:
         raise ValueError(f"--base-port {base_port} leaves no room for {replicas} replicas")
-    addresses = {n: f"{HOST}:{base_port + n - 1}" for n in range(1, replicas + 1)}
+    ports = {n: base_port + n - 1 for n in range(1, replicas + 1)}
+    addresses = {n: f"{HOST}:{port}" for n, port in ports.items()}
     peers = ",".join(f"{n}={address}" for n, address in addresses.items())
     specs = []
     for n, address in addresses.items():
         replica_dir = os.path.join(data_dir, str(n))
-        port = int(address.rpartition(":")[2])
-        metrics_address = f"{HOST}:{port + METRICS_PORT_OFFSET}"
+        metrics_address = f"{HOST}:{ports[n] + METRICS_PORT_OFFSET}"
         argv = (
             sys.executable,
             "-m",

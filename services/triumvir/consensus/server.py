@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -51,7 +52,7 @@ HEALTH_REFRESH_S = 0.1
 async def run(config: ReplicaConfig) -> None:
     log = get_logger(node_id=config.node_id)
     registry = CollectorRegistry()
-    stop_metrics = _serve_metrics(registry, config.metrics_listen)
+    stop_metrics = _serve_metrics(registry, config.metrics_listen, log)
     replica = Replica(config, registry)
     await replica.start()
     forwarder = Forwarder()
@@ -83,8 +84,6 @@ async def run(config: ReplicaConfig) -> None:
 
     async def started() -> None:
         tasks.append(asyncio.get_running_loop().create_task(track_health()))
-        if config.metrics_listen:
-            log.info("metrics served", address=f"http://{config.metrics_listen}/metrics")
 
     async def stopped() -> None:
         stop_metrics()
@@ -103,16 +102,18 @@ async def run(config: ReplicaConfig) -> None:
         raise
 
 
-def _serve_metrics(registry: CollectorRegistry, address: str) -> Callable[[], None]:
+def _serve_metrics(registry: CollectorRegistry, address: str, log: Any) -> Callable[[], None]:
     """Opened first, so a port already taken stops the replica before it touches its data."""
     if not address:
         return lambda: None
     try:
-        return serve_metrics(registry, address)
+        stop = serve_metrics(registry, address)
     except OSError as exc:
         raise SystemExit(
             f"error: cannot serve metrics on {address} (--metrics-listen): {exc.strerror or exc}"
         ) from None
+    log.info("metrics served", address=f"http://{address}/metrics")
+    return stop
 
 
 def serve(config: ReplicaConfig) -> None:
